@@ -1,0 +1,143 @@
+# rpage: post-copy memory over TCP and RDMA.
+#   make            build the library, the programs and the tests
+#   make demo       the main job: a real migration on this host, verified
+#   make check      every test (unit, end-to-end, soft-RoCE guest)
+#   make check SAN=address,undefined   the same under sanitizers
+#   make install PREFIX=/usr/local DESTDIR=
+# `make demo` and `make check` first make sure the Debian packages they
+# need are installed (tests/deps.sh says which, and installs them as root).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CC ?= cc
+SAN ?=
+OPT ?= -O2
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
+	-Wstrict-prototypes -Wno-format-nonliteral -Werror
+CPPFLAGS += -Iinclude -D_GNU_SOURCE
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=gnu11 -pthread -fPIC -fvisibility=hidden $(WARN)
+LDFLAGS += -pthread
+
+ifneq ($(SAN),)
+B ?= build/san-$(subst $(comma),-,$(SAN))
+CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+else
+B ?= build
+endif
+comma := ,
+
+# RDMA transport: built when rdma-core's headers are present (RDMA=0 to
+# leave it out, RDMA=1 to insist).
+RDMA ?= $(shell test -e /usr/include/infiniband/verbs.h -a -e /usr/include/rdma/rdma_cma.h && echo 1 || echo 0)
+LIBS :=
+ifeq ($(RDMA),1)
+CPPFLAGS += -DRPAGE_HAVE_RDMA=1
+LIBS += -lrdmacm -libverbs
+NUMA ?= $(shell test -e /usr/include/numa.h && echo 1 || echo 0)
+ifeq ($(NUMA),1)
+CPPFLAGS += -DRPAGE_HAVE_NUMA=1
+LIBS += -lnuma
+endif
+endif
+
+LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
+	common/uffd.c common/net.c \
+	server/server.c \
+	client/source.c client/transport_tcp.c client/transport_local.c \
+	client/attach.c client/fc.c
+LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+
+PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(B)/tests/unit-tests
+TEST_HELPERS := $(B)/tests/rpage-badpeer
+
+all: $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(UNIT_BIN) \
+	$(TEST_HELPERS) $(B)/lib/rpage.pc
+
+$(B)/obj/%.o: %.c $(wildcard include/rpage/*.h common/*.h client/*.h server/*.h perf/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/lib/librpage.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/lib/librpage.so: $(LIB_OBJ) librpage.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,librpage.so.0 -Wl,--version-script=librpage.map \
+		-Wl,--no-undefined $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+
+$(B)/lib/rpage.pc: rpage.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBS@|$(LIBS)|' $< > $@
+
+# Programs link the static library: they run from the build tree.
+$(B)/bin/rpage-server: $(B)/obj/server/main.o $(B)/lib/librpage.a
+$(B)/bin/rpage-client: $(B)/obj/client/main.o $(B)/lib/librpage.a
+$(B)/bin/rpage-bench: $(patsubst %.c,$(B)/obj/%.o,$(wildcard perf/*.c)) $(B)/lib/librpage.a
+$(PROGS):
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
+
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
+
+$(B)/tests/rpage-badpeer: $(B)/obj/tests/badpeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+deps:
+	@sh tests/deps.sh build
+
+demo: deps-build
+	$(MAKE) all
+	B=$(B) sh tests/demo.sh
+
+deps-build:
+	@sh tests/deps.sh build
+deps-test:
+	@sh tests/deps.sh test
+
+# Every test. The soft-RoCE guest tests run too (skipped, with the reason,
+# only when QEMU cannot run at all).
+check: deps-test
+	$(MAKE) all
+	B=$(B) sh tests/run.sh all
+
+check-unit: all
+	B=$(B) sh tests/run.sh unit
+check-e2e: all
+	B=$(B) sh tests/run.sh e2e
+check-rdma: deps-test
+	$(MAKE) all
+	B=$(B) sh tests/run.sh rdma
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR)/rpage $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(B)/lib/librpage.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/lib/librpage.so $(DESTDIR)$(LIBDIR)/librpage.so.0
+	ln -sf librpage.so.0 $(DESTDIR)$(LIBDIR)/librpage.so
+	install -m 644 include/rpage/*.h $(DESTDIR)$(INCLUDEDIR)/rpage/
+	install -m 644 $(B)/lib/rpage.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+clean:
+	rm -rf build/obj build/bin build/lib build/tests build/san-*
+
+.PHONY: all deps deps-build deps-test demo check check-unit check-e2e \
+	check-rdma install clean

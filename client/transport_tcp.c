@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The TCP transport: one connection per role, so an urgent fault never
+ * queues behind bulk data anywhere (client socket buffer, server thread,
+ * server socket buffer). A fetch of n pieces sends n requests in one write
+ * and then reads the n replies, so bulk keeps n requests in flight.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/net.h"
+#include "client_int.h"
+
+struct tcp_chan {
+	struct rp_chan ch;
+	int fd;
+	char peer[300];
+	uint64_t tag;
+	uint8_t *reqbuf;
+	unsigned reqcap;
+};
+
+static int proto_fail(const char *peer, const char *why)
+{
+	rp_err("server %s: %s", peer, why);
+	return -EPROTO;
+}
+
+/* Reads the frame after a header of type ERROR and reports it. */
+static int server_error(int fd, const struct rp_hdr *h, const char *peer)
+{
+	uint8_t buf[8 + RP_MAX_ERRMSG];
+	struct rp_error e;
+	const char *why = NULL;
+
+	if (h->len > sizeof(buf) || rp_read_full(fd, buf, h->len) ||
+	    rp_error_decode(buf, h->len, &e, &why))
+		return proto_fail(peer, why ? why : "malformed ERROR frame");
+	rp_err("server %s refused: %s", peer, e.msg);
+	return e.code > 0 && e.code < 4096 ? -e.code : -EPROTO;
+}
+
+int rp_tcp_hello(int fd, enum rp_role role, uint64_t session,
+		 struct rp_hello_ack *ack, const char *peer)
+{
+	uint8_t buf[RP_HELLO_LEN];
+	struct rp_hello h = { .ver_min = RP_VERSION,
+			      .ver_max = RP_VERSION,
+			      .role = (uint8_t)role,
+			      .features = RP_FEAT_SENDFILE,
+			      .session = session };
+	struct rp_hdr hdr;
+	const char *why = NULL;
+	uint8_t hb[RP_HDR_LEN];
+	int ret;
+
+	ret = rp_send_frame(fd, RP_MSG_HELLO, 1, buf,
+			    (uint32_t)rp_hello_encode(buf, &h));
+	if (ret)
+		return ret;
+	ret = rp_read_full(fd, hb, sizeof(hb));
+	if (ret)
+		return ret == -ECONNRESET ? proto_fail(peer, "closed the connection during the hello") : ret;
+	if (rp_hdr_decode(hb, &hdr, &why))
+		return proto_fail(peer, why);
+	if (hdr.type == RP_MSG_ERROR)
+		return server_error(fd, &hdr, peer);
+	if (hdr.type != RP_MSG_HELLO_ACK || hdr.len != RP_HELLO_ACK_LEN)
+		return proto_fail(peer, "answered the hello with something else");
+	ret = rp_read_full(fd, buf, RP_HELLO_ACK_LEN);
+	if (ret)
+		return ret;
+	if (rp_hello_ack_decode(buf, RP_HELLO_ACK_LEN, ack, &why))
+		return proto_fail(peer, why);
+	return 0;
+}
+
+static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
+		     unsigned n)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+	uint64_t tag0 = tc->tag;
+	int ret;
+
+	if (n > tc->reqcap) {
+		uint8_t *nb = realloc(tc->reqbuf,
+				      (size_t)n * (RP_HDR_LEN + RP_PAGE_REQ_LEN));
+
+		if (!nb)
+			return -ENOMEM;
+		tc->reqbuf = nb;
+		tc->reqcap = n;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *p = tc->reqbuf + (size_t)i * (RP_HDR_LEN + RP_PAGE_REQ_LEN);
+		struct rp_hdr h = { .type = RP_MSG_PAGE_REQ,
+				    .len = RP_PAGE_REQ_LEN,
+				    .tag = tag0 + i };
+		struct rp_page_req rq = { .region = region,
+					  .len = f[i].len,
+					  .offset = f[i].off };
+
+		rp_hdr_encode(p, &h);
+		rp_page_req_encode(p + RP_HDR_LEN, &rq);
+	}
+	tc->tag += n;
+	ret = rp_write_full(tc->fd, tc->reqbuf,
+			    (size_t)n * (RP_HDR_LEN + RP_PAGE_REQ_LEN));
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t hb[RP_HDR_LEN + RP_PAGE_DATA_HDR];
+		struct rp_page_req got;
+		struct rp_hdr h;
+		const char *why = NULL;
+
+		ret = rp_read_full(tc->fd, hb, RP_HDR_LEN);
+		if (ret)
+			return ret;
+		if (rp_hdr_decode(hb, &h, &why))
+			return proto_fail(tc->peer, why);
+		if (h.type == RP_MSG_ERROR)
+			return server_error(tc->fd, &h, tc->peer);
+		if (h.type != RP_MSG_PAGE_DATA)
+			return proto_fail(tc->peer, "sent an unexpected message instead of page data");
+		if (h.tag != tag0 + i)
+			return proto_fail(tc->peer, "answered out of order (tag mismatch)");
+		ret = rp_read_full(tc->fd, hb + RP_HDR_LEN, RP_PAGE_DATA_HDR);
+		if (ret)
+			return ret;
+		if (rp_page_data_hdr_decode(hb + RP_HDR_LEN, h.len, &got, &why))
+			return proto_fail(tc->peer, why);
+		if (got.region != region || got.offset != f[i].off ||
+		    got.len != f[i].len)
+			return proto_fail(tc->peer, "sent page data for a range that was not asked for");
+		ret = rp_read_full(tc->fd, f[i].dst, f[i].len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void tcp_abort(struct rp_chan *ch)
+{
+	shutdown(((struct tcp_chan *)ch)->fd, SHUT_RDWR);
+}
+
+static void tcp_close(struct rp_chan *ch)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+
+	close(tc->fd);
+	free(tc->reqbuf);
+	free(tc);
+}
+
+static const struct rp_chan_ops tcp_ops = {
+	.fetch = tcp_fetch,
+	.abort = tcp_abort,
+	.close = tcp_close,
+};
+
+int rp_tcp_chan_open(struct rpage_source *src, enum rp_role role,
+		     struct rp_chan **out)
+{
+	struct tcp_chan *tc = calloc(1, sizeof(*tc));
+	struct rp_hello_ack ack;
+	int ret;
+
+	if (!tc)
+		return -ENOMEM;
+	tc->ch.ops = &tcp_ops;
+	tc->tag = 1;
+	snprintf(tc->peer, sizeof(tc->peer), "%s:%s", src->host, src->port);
+	tc->fd = rp_tcp_connect(src->host, src->port);
+	if (tc->fd < 0) {
+		ret = tc->fd;
+		rp_err("cannot connect to %s: %s", tc->peer, strerror(-ret));
+		free(tc);
+		return ret;
+	}
+	ret = rp_tcp_hello(tc->fd, role, src->session, &ack, tc->peer);
+	if (ret) {
+		close(tc->fd);
+		free(tc);
+		return ret;
+	}
+	*out = &tc->ch;
+	return 0;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "rp.h"
+
+static int gai_errno(int e)
+{
+	return e == EAI_SYSTEM ? -errno : -ENOENT;
+}
+
+int rp_tcp_listen(const char *host, const char *port, int backlog)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE },
+			*res, *a;
+	int fd = -ENOENT, one = 1, e;
+
+	e = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
+	if (e)
+		return gai_errno(e);
+	for (a = res; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+			    a->ai_protocol);
+		if (fd < 0) {
+			fd = -errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+		    listen(fd, backlog) == 0)
+			break;
+		e = -errno;
+		close(fd);
+		fd = e;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int rp_tcp_connect(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM },
+			*res, *a;
+	int fd = -ENOENT, one = 1, e;
+
+	e = getaddrinfo(host, port, &hints, &res);
+	if (e)
+		return gai_errno(e);
+	for (a = res; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+			    a->ai_protocol);
+		if (fd < 0) {
+			fd = -errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+			break;
+		}
+		e = -errno;
+		close(fd);
+		fd = e;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+void rp_peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
+			port = ntohs(s->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
+			port = ntohs(s->sin6_port);
+		}
+	}
+	snprintf(buf, len, "%s:%d", h, port);
+}
+
+int rp_local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -EAFNOSUPPORT;
+}
+
+int rp_split_hostport(const char *s, char *host, size_t hl, char *port,
+		      size_t pl)
+{
+	const char *colon, *hs = s, *he;
+
+	if (*s == '[') {
+		he = strchr(s, ']');
+		if (!he || he[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		he = colon;
+	}
+	if ((size_t)(he - hs) >= hl || strlen(colon + 1) >= pl ||
+	    !colon[1])
+		return -EINVAL;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = 0;
+	strcpy(port, colon + 1);
+	return 0;
+}

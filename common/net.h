@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RP_NET_H
+#define RP_NET_H
+
+#include <stddef.h>
+
+/* Listening TCP socket on host:port (host NULL or "" = any). fd or -errno. */
+int rp_tcp_listen(const char *host, const char *port, int backlog);
+/* Connected TCP socket with TCP_NODELAY. fd or -errno (-EHOSTUNREACH etc.;
+ * -ENOENT when the name does not resolve). */
+int rp_tcp_connect(const char *host, const char *port);
+/* "a.b.c.d:port" of the peer (or "?"). */
+void rp_peer_name(int fd, char *buf, size_t len);
+/* Local port of a bound socket, or -errno. */
+int rp_local_port(int fd);
+/* Splits "HOST:PORT" (IPv6 as "[addr]:port") into the two buffers. */
+int rp_split_hostport(const char *s, char *host, size_t hl, char *port,
+		      size_t pl);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* userfaultfd helpers: thin, -errno returning wrappers over the ioctls. */
+#ifndef RP_UFFD_H
+#define RP_UFFD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/userfaultfd.h>
+
+/*
+ * Opens a userfaultfd (O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, falling
+ * back to /dev/userfaultfd when the syscall is refused) and performs
+ * UFFDIO_API asking for @features. Returns the fd, or -errno; -ENOTSUP when
+ * the kernel lacks a requested feature (*missing says which, if non-NULL).
+ */
+int rp_uffd_open(uint64_t features, uint64_t *missing);
+
+/* Registers [addr, addr+len) with @mode (UFFDIO_REGISTER_MODE_*); stores
+ * the offered ioctls in *ioctls if non-NULL. */
+int rp_uffd_register(int fd, void *addr, uint64_t len, uint64_t mode,
+		     uint64_t *ioctls);
+int rp_uffd_unregister(int fd, void *addr, uint64_t len);
+
+/*
+ * UFFDIO_COPY of @len bytes from @src to @dst. Returns 0 when all were
+ * copied. Otherwise returns -errno and stores in *copied how many bytes
+ * were placed before the failure (0 if none): -EEXIST means the page at
+ * dst + *copied is already present (benign: someone placed it first),
+ * -EAGAIN that the mm is changing (retry after reading events), -ESRCH or
+ * -ENOENT that the process is gone.
+ */
+int rp_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t len,
+		 uint64_t *copied);
+/* UFFDIO_ZEROPAGE (anonymous memory only); same convention. */
+int rp_uffd_zeropage(int fd, uint64_t dst, uint64_t len, uint64_t *zeroed);
+int rp_uffd_wake(int fd, uint64_t addr, uint64_t len);
+
+/* True when @fd refers to a userfaultfd. */
+bool rp_is_uffd(int fd);
+
+/* Probe: can this process open a userfaultfd with @features and register
+ * anonymous memory? 0 or -errno, with a reason in *why. */
+int rp_uffd_probe(uint64_t features, const char **why);
+
+#endif

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rp.h"
+
+static enum rpage_log_level g_level = RPAGE_LOG_INFO;
+static bool g_level_init;
+
+RP_EXPORT void rpage_set_log_level(enum rpage_log_level level)
+{
+	__atomic_store_n(&g_level, level, __ATOMIC_RELAXED);
+	g_level_init = true;
+}
+
+RP_EXPORT const char *rpage_version_string(void)
+{
+	return "0.1";
+}
+
+bool rp_log_enabled(enum rpage_log_level lvl)
+{
+	if (!g_level_init) {
+		const char *e = getenv("RPAGE_LOG");
+
+		g_level_init = true;
+		if (e && *e >= '0' && *e <= '3')
+			g_level = (enum rpage_log_level)(*e - '0');
+	}
+	return lvl <= __atomic_load_n(&g_level, __ATOMIC_RELAXED);
+}
+
+void rp_log(enum rpage_log_level lvl, const char *func, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info",
+					     "debug" };
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	if (!rp_log_enabled(lvl))
+		return;
+	n = snprintf(buf, sizeof(buf), "rpage: %s: ", names[lvl]);
+	if (lvl == RPAGE_LOG_DEBUG && n > 0 && (size_t)n < sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s: ", func);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* one write per line so lines from threads do not interleave */
+	fprintf(stderr, "%s\n", buf);
+}
+
+int rp_read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t r = read(fd, p, len);
+
+		if (r > 0) {
+			p += r;
+			len -= (size_t)r;
+		} else if (r == 0) {
+			return -ECONNRESET;
+		} else if (errno != EINTR) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int rp_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t r = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == ENOTSOCK)
+			r = write(fd, p, len);
+		if (r > 0) {
+			p += r;
+			len -= (size_t)r;
+		} else if (r < 0 && errno != EINTR) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int rp_set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+	if (fcntl(fd, F_SETFL, fl) < 0)
+		return -errno;
+	return 0;
+}
+
+void rp_thread_name(const char *name)
+{
+	char n[16];
+
+	snprintf(n, sizeof(n), "%s", name);
+	pthread_setname_np(pthread_self(), n);
+}
+
+bool rp_valid_name(const char *s, size_t len)
+{
+	if (len == 0 || len > 255)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
