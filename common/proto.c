@@ -82,7 +82,10 @@ int rp_hdr_decode(const uint8_t in[RP_HDR_LEN], struct rp_hdr *h,
 	h->flags = get16(in + 2);
 	h->len = get32(in + 4);
 	h->tag = get64(in + 8);
-	if (h->type == 0 || h->type > RP_MSG_TYPE_MAX)
+	if (h->type == 0 ||
+	    (h->type > RP_MSG_TYPE_MAX &&
+	     !(h->type >= RP_MSG_RDMA_FIRST && h->type <= RP_MSG_RDMA_LAST) &&
+	     !(h->type >= RP_MSG_LIVE_FIRST && h->type <= RP_MSG_LIVE_LAST)))
 		FAIL("unknown message type");
 	if (h->flags != 0)
 		FAIL("reserved header flags set");
@@ -94,7 +97,7 @@ int rp_hdr_decode(const uint8_t in[RP_HDR_LEN], struct rp_hdr *h,
 		max = 4 + RP_MAX_REGIONS * (24 + 256);
 		break;
 	default:
-		max = RP_MAX_CTRL;
+		max = h->type > RP_MSG_TYPE_MAX ? RP_MAX_FRAME : RP_MAX_CTRL;
 		break;
 	}
 	if (h->len > max)

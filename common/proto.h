@@ -35,9 +35,22 @@ enum rp_msg_type {
 	RP_MSG_PAGE_REQ = 5,   /* C->S */
 	RP_MSG_PAGE_DATA = 6,  /* S->C */
 	RP_MSG_ERROR = 7,      /* both */
-	RP_MSG_DONE = 8,       /* C->S: region fully resident here */
+	RP_MSG_DONE = 8,       /* C->S: u32 region: fully resident here */
 	RP_MSG_TYPE_MAX = 8,
 };
+
+/*
+ * Type ranges reserved for extensions, each with its own encoders and
+ * strict decoders in its own proto_*.c file: the header check admits them
+ * with the general frame limit and the extension's decoder does the rest.
+ *   16..31  RDMA connection data (common/proto_rdma.c)
+ *   32..63  live migration: pre-copy, dirty sets, switchover
+ *           (common/proto_live.c)
+ */
+#define RP_MSG_RDMA_FIRST 16
+#define RP_MSG_RDMA_LAST 31
+#define RP_MSG_LIVE_FIRST 32
+#define RP_MSG_LIVE_LAST 63
 
 /* Connection roles announced in HELLO. */
 enum rp_role {

@@ -423,6 +423,8 @@ static int serve(struct srv_conn *c)
 			break;
 		}
 		case RP_MSG_DONE:
+			if (h.len != 4)
+				return reject(c, EPROTO, "DONE has the wrong length");
 			rp_info("client %s: reports its memory complete", c->peer);
 			break;
 		case RP_MSG_ERROR: {
