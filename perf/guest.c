@@ -248,6 +248,9 @@ int cmd_guest(int argc, char **argv)
 	g->npages = g->size / g->psize;
 	flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 	if (g->psize != 4096) {
+		/* reserve the huge pages now: a shortage is an mmap error here,
+		 * not a failed placement later */
+		flags &= ~MAP_NORESERVE;
 		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
 		features |= UFFD_FEATURE_MISSING_HUGETLBFS;
 	}
