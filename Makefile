@@ -53,6 +53,8 @@ LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
 	client/attach.c client/fc.c
 LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
+LIB_SRC += $(wildcard common/proto_rdma.c)
+LIB_SRC += common/proto_live.c common/dirty.c server/live.c client/live.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
@@ -132,7 +134,9 @@ install: all
 	install -m 755 $(B)/lib/librpage.so $(DESTDIR)$(LIBDIR)/librpage.so.0
 	ln -sf librpage.so.0 $(DESTDIR)$(LIBDIR)/librpage.so
 	install -m 644 include/rpage/*.h $(DESTDIR)$(INCLUDEDIR)/rpage/
-	install -m 644 $(B)/lib/rpage.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBS@|$(LIBS)|' \
+	    rpage.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/rpage.pc
 	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 

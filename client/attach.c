@@ -13,9 +13,10 @@
  *    read sees the range marked.
  *  - The fill thread ("rpage/fill") fetches chunks over its own channel
  *    into slots and hands them to the fault thread, which places them a
- *    slice at a time, always after serving every pending fault: a fault
- *    waits for at most one slice copy, never for the network. The fill
- *    thread owns the `queued` bitmap.
+ *    slice at a time between batches of fault messages (64 KiB while faults
+ *    keep coming, 256 KiB when idle): a fault waits for at most one slice
+ *    copy, never for the network, and a steady stream of faults cannot
+ *    starve the fill. The fill thread owns the `queued` bitmap.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,12 +32,15 @@
 #include "../common/hist.h"
 #include "../common/uffd.h"
 #include "client_int.h"
+#include "live_int.h"
 
 #define FILL_CHUNK_DEFAULT (1u << 20)
 #define FILL_DEPTH_DEFAULT 4u
 #define PLACE_SLICE (256u << 10) /* bytes placed between fault checks */
+#define PLACE_SLICE_BUSY (64u << 10) /* ... while faults keep coming */
 #define FAULT_WINDOW (2u << 20)  /* bytes filled after a fault first */
 #define MSG_BATCH 16
+#define SPIN_LIMIT 10000 /* faults in a row on a page reported present */
 
 struct att_range {
 	uint64_t base, size, offset;
@@ -78,6 +82,9 @@ struct rpage_attach {
 	struct slot *slots;
 	unsigned nslots, head, count;
 	bool stopping;
+
+	uint64_t spin_addr;  /* fault thread: the last page faulted on... */
+	unsigned spin_count; /* ...and how often in a row it was present */
 
 	uint64_t hint_page; /* last faulting page, for the fill order */
 	uint64_t hint_gen;
@@ -213,8 +220,14 @@ static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
 		return -EFAULT;
 	}
 	pg = r->first + (addr - r->base) / a->psize;
-	if (rp_bit_test(&a->resident, pg)) {
-		/* placed (by fill) after the fault was raised: just wake */
+	if (addr != a->spin_addr) {
+		a->spin_addr = addr;
+		a->spin_count = 0;
+	}
+	if (rp_bit_test(&a->resident, pg) && a->spin_count == 0) {
+		/* placed (by fill) after the fault was raised: just wake.
+		 * If it faults again at once, it is missing after all (dropped
+		 * without a REMOVE event): fetch it below. */
 		ret = rp_uffd_wake(a->uffd, addr, a->psize);
 		raced = true;
 	} else if (rp_bit_test(&a->zero, pg)) {
@@ -234,6 +247,8 @@ static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
 		}
 		ret = rp_uffd_copy(a->uffd, addr, a->fault_buf, a->psize, &n);
 		if (ret == -EEXIST) {
+			if (!rp_bit_set(&a->resident, pg))
+				page_done(a, 1);
 			ret = rp_uffd_wake(a->uffd, addr, a->psize);
 			raced = true;
 		} else if (ret == 0) {
@@ -251,6 +266,14 @@ static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
 	}
 	if (ret)
 		return ret;
+	if (raced && ++a->spin_count > SPIN_LIMIT) {
+		/* e.g. hugetlb memory mapped MAP_NORESERVE with no huge page
+		 * left: the kernel says EEXIST and the process faults again */
+		rp_err("the page at 0x%" PRIx64 " keeps faulting although the kernel reports it present (out of huge pages?): giving up on this process",
+		       addr);
+		set_final(a, RPAGE_ATTACH_FAILED, -ENOMEM);
+		return -ENOMEM;
+	}
 	t1 = rp_now_ns();
 	pthread_mutex_lock(&a->slock);
 	a->st.faults++;
@@ -300,14 +323,16 @@ static void handle_remove(struct rpage_attach *a, uint64_t start, uint64_t end)
 }
 
 /*
- * Reads and handles every pending message. Returns 0, -EAGAIN when a
- * placement must be retried after more events, or -errno when the
- * attachment ended.
+ * Reads and handles one batch of pending messages (at most MSG_BATCH), so
+ * that a steady stream of faults cannot starve the placement of fill data;
+ * *busy tells whether there were any. Returns 0, -EAGAIN when a placement
+ * must be retried after more events, or -errno when the attachment ended.
  */
-static int drain_uffd(struct rpage_attach *a)
+static int drain_uffd(struct rpage_attach *a, bool *busy)
 {
 	struct uffd_msg msgs[MSG_BATCH];
 
+	*busy = false;
 	for (;;) {
 		ssize_t n = read(a->uffd, msgs, sizeof(msgs));
 		uint64_t t0 = rp_now_ns();
@@ -337,7 +362,8 @@ static int drain_uffd(struct rpage_attach *a)
 					/* EAGAIN: a remove is being queued;
 					 * read it, then retry this fault */
 					if (ret == -EAGAIN) {
-						int r2 = drain_uffd(a);
+						bool b2;
+						int r2 = drain_uffd(a, &b2);
 
 						if (r2 && r2 != -EAGAIN)
 							return r2;
@@ -363,15 +389,18 @@ static int drain_uffd(struct rpage_attach *a)
 				break;
 			}
 		}
+		*busy = true;
+		return 0;
 	}
 }
 
-/* Places up to PLACE_SLICE bytes of the head slot. Returns true when the
- * slot is finished. */
-static int place_slice(struct rpage_attach *a, struct slot *s, bool *finished)
+/* Places up to @bytes of the head slot; *finished tells whether the slot
+ * is done. */
+static int place_slice(struct rpage_attach *a, struct slot *s, uint32_t bytes,
+		       bool *finished)
 {
 	struct att_range *r = range_of_page(a, s->page);
-	uint32_t budget = RP_MAX(1u, PLACE_SLICE / (uint32_t)a->psize);
+	uint32_t budget = RP_MAX(1u, bytes / (uint32_t)a->psize);
 
 	*finished = false;
 	while (budget && s->placed < s->npages) {
@@ -427,7 +456,7 @@ static void *fault_main(void *arg)
 
 	rp_thread_name("rpage/fault");
 	for (;;) {
-		bool have_slot, finished = false;
+		bool have_slot, busy, finished = false;
 		int ret;
 
 		pthread_mutex_lock(&a->qlock);
@@ -449,12 +478,14 @@ static void *fault_main(void *arg)
 			    errno != EAGAIN)
 				break;
 		}
-		ret = drain_uffd(a);
+		ret = drain_uffd(a, &busy);
 		if (ret && ret != -EAGAIN)
 			break;
 		if (!have_slot || a->st.state > RPAGE_ATTACH_COMPLETE)
 			continue;
-		ret = place_slice(a, &a->slots[a->head], &finished);
+		/* faults flowing: a short slice keeps their wait short */
+		ret = place_slice(a, &a->slots[a->head],
+				  busy ? PLACE_SLICE_BUSY : PLACE_SLICE, &finished);
 		if (ret && ret != -EAGAIN)
 			break;
 		if (finished) {
@@ -683,11 +714,11 @@ static void *map_buf(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-RP_EXPORT int rpage_attach_start(struct rpage_source *src, unsigned region,
-				 int uffd, const struct rpage_range *ranges,
-				 unsigned n,
-				 const struct rpage_attach_opts *opts,
-				 struct rpage_attach **out)
+int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
+		       const struct rpage_range *ranges, unsigned n,
+		       const struct rpage_attach_opts *opts,
+		       const uint64_t *resident_bits,
+		       struct rpage_attach **out)
 {
 	struct rpage_attach *a;
 	int ret;
@@ -742,6 +773,13 @@ RP_EXPORT int rpage_attach_start(struct rpage_source *src, unsigned region,
 		ret = rp_bitmap_init(&a->queued, a->npages);
 	if (ret)
 		goto fail;
+	if (resident_bits) { /* live migration: placed before registration */
+		for (uint64_t w = 0; w < (a->npages + 63) / 64; w++)
+			a->resident.w[w] = resident_bits[w] &
+				(w == a->npages / 64 ? (1ull << (a->npages % 64)) - 1
+						     : ~0ull);
+		a->done = rp_bitmap_weight(&a->resident);
+	}
 	a->fault_buf = map_buf(a->psize);
 	/* UFFDIO_ZEROPAGE exists for anonymous 4 KiB memory only: huge
 	 * pages get their zeros by UFFDIO_COPY from a zero buffer */
@@ -771,6 +809,12 @@ RP_EXPORT int rpage_attach_start(struct rpage_source *src, unsigned region,
 	ret = rp_source_open_chan(src, RP_ROLE_URGENT, &a->urgent);
 	if (!ret && !a->no_fill)
 		ret = rp_source_open_chan(src, RP_ROLE_BULK, &a->bulk);
+	/* transports that read into registered staging buffers (RDMA) */
+	if (!ret && a->urgent->ops->reg_buf)
+		ret = a->urgent->ops->reg_buf(a->urgent, a->fault_buf, a->psize);
+	for (unsigned i = 0; !ret && a->bulk && a->bulk->ops->reg_buf &&
+			     i < a->nslots; i++)
+		ret = a->bulk->ops->reg_buf(a->bulk, a->slots[i].buf, a->chunk);
 	if (ret)
 		goto fail;
 	ret = rp_set_nonblock(uffd, true);
@@ -781,6 +825,10 @@ RP_EXPORT int rpage_attach_start(struct rpage_source *src, unsigned region,
 	a->st.pages_total = a->npages;
 	rp_hist_init(&a->hist);
 	a->t_start = rp_now_ns();
+	if (a->npages && a->done == a->npages) {
+		a->st.state = RPAGE_ATTACH_COMPLETE;
+		signal_efd(a->event_efd);
+	}
 	ret = -pthread_create(&a->fault_thr, NULL, fault_main, a);
 	if (ret) {
 		a->uffd = -1; /* the caller keeps it on failure */
@@ -803,6 +851,23 @@ fail:
 	a->uffd = -1;
 	attach_destroy(a);
 	return ret;
+}
+
+RP_EXPORT int rpage_attach_start(struct rpage_source *src, unsigned region,
+				 int uffd, const struct rpage_range *ranges,
+				 unsigned n,
+				 const struct rpage_attach_opts *opts,
+				 struct rpage_attach **out)
+{
+	return rp_attach_start_ex(src, region, uffd, ranges, n, opts, NULL,
+				  out);
+}
+
+void rp_attach_get_hist(struct rpage_attach *a, struct rp_hist *out)
+{
+	pthread_mutex_lock(&a->slock);
+	*out = a->hist;
+	pthread_mutex_unlock(&a->slock);
 }
 
 RP_EXPORT int rpage_attach_event_fd(const struct rpage_attach *att)

@@ -27,6 +27,11 @@ struct rp_chan_ops {
 	/* Makes a blocked fetch return (from another thread). */
 	void (*abort)(struct rp_chan *ch);
 	void (*close)(struct rp_chan *ch);
+	/* Optional (RDMA): makes [ptr, ptr+len) a valid fetch destination
+	 * (registers it as a staging buffer). Every dst handed to fetch must
+	 * lie in a registered buffer; close ends the registrations, so close
+	 * the channel before freeing the memory. */
+	int (*reg_buf)(struct rp_chan *ch, void *ptr, size_t len);
 };
 
 struct rp_chan {
@@ -43,7 +48,20 @@ struct rpage_source {
 	struct rp_region_desc *regions;
 	unsigned nregions;
 	int local_fd;           /* local transport: the file */
+	uint64_t features;      /* HELLO_ACK features of the control session */
+	struct rp_rdma_source *rdma; /* RDMA transport state (transport_rdma.c) */
 };
+
+/* transport_rdma.c: sets up RDMA on a connected source (control session
+ * and region table done): device, server port, a test connection, the key
+ * table. 0 on success (the caller then sets transport RDMA). */
+struct rp_rdma_source;
+int rp_rdma_source_setup(struct rpage_source *src,
+			 const struct rpage_connect_opts *opts,
+			 const char *peer);
+void rp_rdma_source_free(struct rp_rdma_source *r);
+int rp_rdma_chan_open(struct rpage_source *src, enum rp_role role,
+		      struct rp_chan **out);
 
 /* Opens a channel for one role (RP_ROLE_URGENT or RP_ROLE_BULK). */
 int rp_source_open_chan(struct rpage_source *src, enum rp_role role,

@@ -29,7 +29,7 @@ struct guest {
 	int sock;
 	pid_t pid;
 	struct rpage_attach *att;
-	bool reported_complete;
+	bool reported_complete, reported_failed;
 	uint64_t last_bytes, last_faults;
 	char name[48];
 };
@@ -61,7 +61,10 @@ static void usage(FILE *f)
 		"      --local PATH         serve pages from a file on this host instead\n"
 		"  -u, --uffd-socket PATH   Unix socket to listen on for handshakes\n"
 		"  -r, --region NAME        region to serve (default: the only/first one)\n"
-		"  -t, --transport T        auto (default), tcp, rdma\n"
+		"  -t, --transport T        auto (default: rdma when both ends have a usable\n"
+		"                           RDMA device, else tcp), tcp, rdma\n"
+		"      --rdma-dev NAME      RDMA device to use (default: the one routing to\n"
+		"                           the server)\n"
 		"      --stats-json FILE    append one JSON object per process (complete, gone)\n"
 		"      --progress           live progress (default when stderr is a terminal)\n"
 		"      --no-progress\n"
@@ -282,8 +285,8 @@ static int run(struct client *c, int sfd)
 					g->reported_complete = true;
 					guest_report(c, g, "is complete");
 				} else if (st.state == RPAGE_ATTACH_FAILED &&
-					   !g->reported_complete) {
-					g->reported_complete = true;
+					   !g->reported_failed) {
+					g->reported_failed = true;
 					guest_report(c, g, "FAILED");
 				}
 			}
@@ -291,7 +294,8 @@ static int run(struct client *c, int sfd)
 				continue;
 			if (!g->att) {
 				if (guest_handshake(c, g)) {
-					c->failed++;
+					/* that process's problem, not ours:
+					 * only --once makes it our status */
 					guest_close(c, i);
 					if (c->once)
 						return -EPROTO;
@@ -315,13 +319,14 @@ static int run(struct client *c, int sfd)
 int main(int argc, char **argv)
 {
 	enum { O_LOCAL = 256, O_JSON, O_PROG, O_NOPROG, O_ONCE, O_CHUNK,
-	       O_DEPTH, O_NOFILL };
+	       O_DEPTH, O_NOFILL, O_RDMA_DEV };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "local", required_argument, NULL, O_LOCAL },
 		{ "uffd-socket", required_argument, NULL, 'u' },
 		{ "region", required_argument, NULL, 'r' },
 		{ "transport", required_argument, NULL, 't' },
+		{ "rdma-dev", required_argument, NULL, O_RDMA_DEV },
 		{ "stats-json", required_argument, NULL, O_JSON },
 		{ "progress", no_argument, NULL, O_PROG },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
@@ -337,7 +342,7 @@ int main(int argc, char **argv)
 	static struct client cl;
 	struct client *c = &cl;
 	const char *connect_to = NULL, *local = NULL, *sock = NULL;
-	const char *region = NULL, *json = NULL;
+	const char *region = NULL, *json = NULL, *rdma_dev = NULL;
 	int transport = RPAGE_TRANSPORT_AUTO, progress_opt = -1, o, ret, sfd;
 	struct rpage_region_info ri;
 	sigset_t ss;
@@ -369,6 +374,9 @@ int main(int argc, char **argv)
 			break;
 		case O_JSON:
 			json = optarg;
+			break;
+		case O_RDMA_DEV:
+			rdma_dev = optarg;
 			break;
 		case O_PROG:
 			progress_opt = 1;
@@ -431,9 +439,12 @@ int main(int argc, char **argv)
 				connect_to);
 			return 2;
 		}
-		ret = rpage_source_connect(host, port,
-					   (enum rpage_transport)transport,
-					   &c->src);
+		struct rpage_connect_opts co = {
+			.transport = (enum rpage_transport)transport,
+			.rdma_dev = rdma_dev,
+		};
+
+		ret = rpage_source_connect_opts(host, port, &co, &c->src);
 	}
 	if (ret) {
 		fprintf(stderr, "rpage-client: cannot open the source: %s\n",
@@ -444,7 +455,7 @@ int main(int argc, char **argv)
 	if (c->region < 0) {
 		fprintf(stderr, "rpage-client: the source has no region '%s'\n",
 			region);
-		return 1;
+		return rpage_source_close(c->src), 1;
 	}
 	rpage_source_region_info(c->src, (unsigned)c->region, &ri);
 	if (json) {
@@ -452,7 +463,7 @@ int main(int argc, char **argv)
 		if (!c->json) {
 			fprintf(stderr, "rpage-client: cannot open %s: %s\n", json,
 				strerror(errno));
-			return 1;
+			return rpage_source_close(c->src), 1;
 		}
 	}
 	c->tty = isatty(2);
@@ -464,7 +475,7 @@ int main(int argc, char **argv)
 	sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 	c->listen_fd = listen_unix(sock);
 	if (c->listen_fd < 0)
-		return 1;
+		return rpage_source_close(c->src), 1;
 	printf("rpage-client: ready on %s: region '%s' (%.1f MiB, page size %u) over %s\n",
 	       sock, ri.name, (double)ri.length / 1048576.0, ri.page_size,
 	       rpage_transport_name(rpage_source_transport(c->src)));

@@ -75,15 +75,22 @@ RP_EXPORT int rpage_source_connect(const char *host, const char *port,
 				   enum rpage_transport transport,
 				   struct rpage_source **out)
 {
+	struct rpage_connect_opts o = { .transport = transport };
+
+	return rpage_source_connect_opts(host, port, &o, out);
+}
+
+RP_EXPORT int rpage_source_connect_opts(const char *host, const char *port,
+					const struct rpage_connect_opts *opts,
+					struct rpage_source **out)
+{
+	enum rpage_transport transport =
+		opts ? opts->transport : RPAGE_TRANSPORT_AUTO;
 	struct rpage_source *s;
 	struct rp_hello_ack ack;
 	char peer[300];
 	int ret;
 
-	if (transport == RPAGE_TRANSPORT_RDMA) {
-		rp_err("this build has no RDMA transport; use --transport tcp");
-		return -EPROTONOSUPPORT;
-	}
 	if (transport == RPAGE_TRANSPORT_LOCAL)
 		return -EINVAL;
 	if (strlen(host) >= sizeof(s->host) || strlen(port) >= sizeof(s->port))
@@ -106,9 +113,19 @@ RP_EXPORT int rpage_source_connect(const char *host, const char *port,
 	if (ret)
 		goto fail;
 	s->session = ack.session;
+	s->features = ack.features;
 	ret = fetch_regions(s, peer);
 	if (ret)
 		goto fail;
+	if (transport != RPAGE_TRANSPORT_TCP) {
+		/* logs the choice (auto) or the reason it cannot (rdma) */
+		ret = rp_rdma_source_setup(s, opts, peer);
+		if (!ret)
+			s->transport = RPAGE_TRANSPORT_RDMA;
+		else if (transport == RPAGE_TRANSPORT_RDMA || ret == -EPROTO)
+			goto fail;
+		ret = 0;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -202,6 +219,7 @@ RP_EXPORT void rpage_source_close(struct rpage_source *src)
 	if (src->local_fd >= 0)
 		close(src->local_fd);
 	free(src->regions);
+	rp_rdma_source_free(src->rdma);
 	pthread_mutex_destroy(&src->ctl_lock);
 	free(src);
 }
@@ -214,6 +232,8 @@ int rp_source_open_chan(struct rpage_source *src, enum rp_role role,
 		return rp_local_chan_open(src, out);
 	case RPAGE_TRANSPORT_TCP:
 		return rp_tcp_chan_open(src, role, out);
+	case RPAGE_TRANSPORT_RDMA:
+		return rp_rdma_chan_open(src, role, out);
 	default:
 		return -EPROTONOSUPPORT;
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../common/net.h"
@@ -28,18 +29,28 @@ static int proto_fail(const char *peer, const char *why)
 	return -EPROTO;
 }
 
-/* Reads the frame after a header of type ERROR and reports it. */
-static int server_error(int fd, const struct rp_hdr *h, const char *peer)
+/* Reads the frame after a header of type ERROR and reports it. @pre holds
+ * the first @npre payload bytes when they were read already. */
+static int server_error_pre(int fd, const struct rp_hdr *h, const char *peer,
+			    const uint8_t *pre, size_t npre)
 {
 	uint8_t buf[8 + RP_MAX_ERRMSG];
 	struct rp_error e;
 	const char *why = NULL;
 
-	if (h->len > sizeof(buf) || rp_read_full(fd, buf, h->len) ||
+	if (h->len > sizeof(buf) || npre > h->len)
+		return proto_fail(peer, "malformed ERROR frame");
+	memcpy(buf, pre, npre);
+	if (rp_read_full(fd, buf + npre, h->len - npre) ||
 	    rp_error_decode(buf, h->len, &e, &why))
 		return proto_fail(peer, why ? why : "malformed ERROR frame");
 	rp_err("server %s refused: %s", peer, e.msg);
 	return e.code > 0 && e.code < 4096 ? -e.code : -EPROTO;
+}
+
+static int server_error(int fd, const struct rp_hdr *h, const char *peer)
+{
+	return server_error_pre(fd, h, peer, NULL, 0);
 }
 
 int rp_tcp_hello(int fd, enum rp_role role, uint64_t session,
@@ -49,7 +60,7 @@ int rp_tcp_hello(int fd, enum rp_role role, uint64_t session,
 	struct rp_hello h = { .ver_min = RP_VERSION,
 			      .ver_max = RP_VERSION,
 			      .role = (uint8_t)role,
-			      .features = RP_FEAT_SENDFILE,
+			      .features = RP_FEAT_SENDFILE | RP_FEAT_RDMA,
 			      .session = session };
 	struct rp_hdr hdr;
 	const char *why = NULL;
@@ -116,26 +127,59 @@ static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		struct rp_hdr h;
 		const char *why = NULL;
 
-		ret = rp_read_full(tc->fd, hb, RP_HDR_LEN);
-		if (ret)
-			return ret;
+		struct iovec iov[2] = { { hb, sizeof(hb) },
+					{ f[i].dst, f[i].len } };
+		size_t have;
+		ssize_t r;
+
+		/* One readv for the whole expected reply: header and data
+		 * usually arrive together, so a page costs one system call
+		 * instead of three (measured: -0.6 us per fault on loopback,
+		 * docs/PERFORMANCE.md). Bytes land in dst before they are
+		 * checked; a bad reply fails the fetch and nothing is placed. */
+		do
+			r = readv(tc->fd, iov, 2);
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			return r ? -errno : -ECONNRESET;
+		have = (size_t)r;
+		if (have < RP_HDR_LEN) {
+			ret = rp_read_full(tc->fd, hb + have, RP_HDR_LEN - have);
+			if (ret)
+				return ret;
+			have = RP_HDR_LEN;
+		}
 		if (rp_hdr_decode(hb, &h, &why))
 			return proto_fail(tc->peer, why);
-		if (h.type == RP_MSG_ERROR)
-			return server_error(tc->fd, &h, tc->peer);
+		if (h.type == RP_MSG_ERROR) {
+			uint8_t pre[8 + RP_MAX_ERRMSG];
+			size_t npre = RP_MIN(have, sizeof(hb)) - RP_HDR_LEN;
+
+			if (have - RP_HDR_LEN > sizeof(pre))
+				return proto_fail(tc->peer, "malformed ERROR frame");
+			memcpy(pre, hb + RP_HDR_LEN, npre);
+			if (have > sizeof(hb))
+				memcpy(pre + npre, f[i].dst, have - sizeof(hb));
+			return server_error_pre(tc->fd, &h, tc->peer, pre,
+						have - RP_HDR_LEN);
+		}
 		if (h.type != RP_MSG_PAGE_DATA)
 			return proto_fail(tc->peer, "sent an unexpected message instead of page data");
 		if (h.tag != tag0 + i)
 			return proto_fail(tc->peer, "answered out of order (tag mismatch)");
-		ret = rp_read_full(tc->fd, hb + RP_HDR_LEN, RP_PAGE_DATA_HDR);
-		if (ret)
-			return ret;
+		if (have < sizeof(hb)) {
+			ret = rp_read_full(tc->fd, hb + have, sizeof(hb) - have);
+			if (ret)
+				return ret;
+			have = sizeof(hb);
+		}
 		if (rp_page_data_hdr_decode(hb + RP_HDR_LEN, h.len, &got, &why))
 			return proto_fail(tc->peer, why);
 		if (got.region != region || got.offset != f[i].off ||
 		    got.len != f[i].len)
 			return proto_fail(tc->peer, "sent page data for a range that was not asked for");
-		ret = rp_read_full(tc->fd, f[i].dst, f[i].len);
+		ret = rp_read_full(tc->fd, (uint8_t *)f[i].dst + (have - sizeof(hb)),
+				   f[i].len - (have - sizeof(hb)));
 		if (ret)
 			return ret;
 	}

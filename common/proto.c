@@ -4,49 +4,8 @@
 #include <sys/uio.h>
 
 #include "proto.h"
+#include "wire.h"
 #include "rp.h"
-
-/* ---- little-endian accessors (x86 and every supported target are LE,
- * but say what we mean) ---- */
-static inline void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static inline void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | ((uint32_t)get16(p + 2) << 16);
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
-}
-
-#define FAIL(msg)                    \
-	do {                         \
-		if (why)             \
-			*why = (msg); \
-		return -EPROTO;      \
-	} while (0)
 
 static const char *const msg_names[] = {
 	[0] = "INVALID",
@@ -360,33 +319,9 @@ int rp_send_frame(int fd, uint16_t type, uint64_t tag, const void *payload,
 		{ hb, sizeof(hb) },
 		{ (void *)payload, len },
 	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	size_t left = sizeof(hb) + len;
 
 	rp_hdr_encode(hb, &h);
-	while (left) {
-		ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		left -= (size_t)r;
-		while (r > 0 && mh.msg_iovlen) {
-			if ((size_t)r >= mh.msg_iov->iov_len) {
-				r -= (ssize_t)mh.msg_iov->iov_len;
-				mh.msg_iov++;
-				mh.msg_iovlen--;
-			} else {
-				mh.msg_iov->iov_base =
-					(char *)mh.msg_iov->iov_base + r;
-				mh.msg_iov->iov_len -= (size_t)r;
-				r = 0;
-			}
-		}
-	}
-	return 0;
+	return rp_sendv_full(fd, iov, len ? 2 : 1);
 }
 
 int rp_recv_frame(int fd, struct rp_hdr *h, void *payload, uint32_t cap,

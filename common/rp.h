@@ -55,6 +55,11 @@ static inline bool rp_is_pow2(uint64_t v)
 int rp_read_full(int fd, void *buf, size_t len);
 int rp_write_full(int fd, const void *buf, size_t len);
 
+/* Sends every byte of @iov[0..n) on a blocking socket (the iovec array is
+ * consumed: it is advanced past what was sent). 0 or -errno. */
+struct iovec;
+int rp_sendv_full(int fd, struct iovec *iov, int n);
+
 /* Sets FD_CLOEXEC|O_NONBLOCK (nonblock optional). */
 int rp_set_nonblock(int fd, bool on);
 

@@ -76,6 +76,21 @@ int rp_uffd_register(int fd, void *addr, uint64_t len, uint64_t mode,
 	return 0;
 }
 
+int rp_uffd_open_register(uint64_t features, void *mem, uint64_t len,
+			  uint64_t mode)
+{
+	int fd = rp_uffd_open(features, NULL), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = rp_uffd_register(fd, mem, len, mode, NULL);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 int rp_uffd_unregister(int fd, void *addr, uint64_t len)
 {
 	struct uffdio_range r = { .start = (uint64_t)(uintptr_t)addr,

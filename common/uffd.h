@@ -15,6 +15,11 @@
  */
 int rp_uffd_open(uint64_t features, uint64_t *missing);
 
+/* rp_uffd_open(@features) + rp_uffd_register(@mem, @len, @mode): the usual
+ * set-up of a process handing its memory over. The fd, or -errno. */
+int rp_uffd_open_register(uint64_t features, void *mem, uint64_t len,
+			  uint64_t mode);
+
 /* Registers [addr, addr+len) with @mode (UFFDIO_REGISTER_MODE_*); stores
  * the offered ioctls in *ioctls if non-NULL. */
 int rp_uffd_register(int fd, void *addr, uint64_t len, uint64_t mode,

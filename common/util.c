@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "rp.h"
@@ -88,6 +89,31 @@ int rp_write_full(int fd, const void *buf, size_t len)
 			len -= (size_t)r;
 		} else if (r < 0 && errno != EINTR) {
 			return -errno;
+		}
+	}
+	return 0;
+}
+
+int rp_sendv_full(int fd, struct iovec *iov, int n)
+{
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+	while (mh.msg_iovlen) {
+		ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (mh.msg_iovlen && (size_t)r >= mh.msg_iov->iov_len) {
+			r -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + r;
+			mh.msg_iov->iov_len -= (size_t)r;
 		}
 	}
 	return 0;

@@ -51,6 +51,7 @@ struct rpage_server {
 	pthread_mutex_t lock; /* conns list */
 	struct srv_conn *conns;
 	struct rpage_server_stats st; /* updated with atomics */
+	struct srv_rdma *rdma; /* RDMA listener, NULL without (server_rdma.c) */
 };
 
 RP_EXPORT int rpage_server_new(struct rpage_server **out)
@@ -79,12 +80,25 @@ static uint32_t fd_page_size(int fd)
 	return RP_PAGE_4K;
 }
 
+/* 0 when a region named @name may still be added, else -errno. */
+static int region_slot_free(const struct rpage_server *srv, const char *name)
+{
+	if (srv->running)
+		return -EBUSY;
+	for (unsigned i = 0; i < srv->nregions; i++)
+		if (!strcmp(srv->regions[i].name, name))
+			return -EEXIST;
+	if (srv->nregions == SRV_MAX_REGIONS)
+		return -ENOSPC;
+	return 0;
+}
+
 RP_EXPORT int rpage_server_add_region_fd(struct rpage_server *srv,
 					 const char *name, int fd,
 					 uint64_t length, uint32_t page_size)
 {
 	struct srv_region *r;
-	int dfd;
+	int dfd, ret;
 	void *map;
 
 	if (!name || !rp_valid_name(name, strlen(name))) {
@@ -98,13 +112,9 @@ RP_EXPORT int rpage_server_add_region_fd(struct rpage_server *srv,
 		       name, (unsigned long long)length, page_size);
 		return -EINVAL;
 	}
-	if (srv->running)
-		return -EBUSY;
-	for (unsigned i = 0; i < srv->nregions; i++)
-		if (!strcmp(srv->regions[i].name, name))
-			return -EEXIST;
-	if (srv->nregions == SRV_MAX_REGIONS)
-		return -ENOSPC;
+	ret = region_slot_free(srv, name);
+	if (ret)
+		return ret;
 	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return -errno;
@@ -127,6 +137,30 @@ RP_EXPORT int rpage_server_add_region_fd(struct rpage_server *srv,
 	r->page_size = page_size;
 	r->map = map;
 	r->use_sendfile = page_size == RP_PAGE_4K;
+	return (int)srv->nregions++;
+}
+
+int rp_server_add_region_mem(struct rpage_server *srv, const char *name,
+			     void *mem, uint64_t length, uint32_t page_size)
+{
+	struct srv_region *r;
+	int ret;
+
+	if (!name || !rp_valid_name(name, strlen(name)) || !mem ||
+	    !rp_is_pow2(page_size) || page_size < RP_PAGE_4K || length == 0 ||
+	    length % page_size)
+		return -EINVAL;
+	ret = region_slot_free(srv, name);
+	if (ret)
+		return ret;
+	r = &srv->regions[srv->nregions];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->fd = -1; /* in-process memory: sent from the pointer */
+	r->length = length;
+	r->page_size = page_size;
+	r->map = mem;
+	r->use_sendfile = false;
 	return (int)srv->nregions++;
 }
 
@@ -184,6 +218,22 @@ RP_EXPORT int rpage_server_port(const struct rpage_server *srv)
 	return srv->listen_fd < 0 ? -ENOTCONN : rp_local_port(srv->listen_fd);
 }
 
+RP_EXPORT int rpage_server_listen_rdma(struct rpage_server *srv,
+				       const char *host, const char *port)
+{
+	if (srv->rdma)
+		return -EALREADY;
+	if (srv->running)
+		return -EBUSY;
+	return srv_rdma_listen(srv, srv->regions, srv->nregions, host, port,
+			       &srv->rdma);
+}
+
+RP_EXPORT int rpage_server_rdma_port(const struct rpage_server *srv)
+{
+	return srv_rdma_port(srv->rdma);
+}
+
 static void stat_add(uint64_t *v, uint64_t n)
 {
 	__atomic_fetch_add(v, n, __ATOMIC_RELAXED);
@@ -218,6 +268,11 @@ static bool session_live(struct rpage_server *s, uint64_t session,
 			found = true;
 	pthread_mutex_unlock(&s->lock);
 	return found;
+}
+
+bool srv_session_live(struct rpage_server *s, uint64_t session)
+{
+	return session_live(s, session, NULL);
 }
 
 static int do_hello(struct srv_conn *c)
@@ -257,7 +312,8 @@ static int do_hello(struct srv_conn *c)
 		c->session = h.session;
 	}
 	a.version = RP_VERSION;
-	a.features = h.features & RP_FEAT_SENDFILE;
+	a.features = h.features &
+		     (RP_FEAT_SENDFILE | (s->rdma ? RP_FEAT_RDMA : 0));
 	a.session = c->session;
 	a.max_data = RP_MAX_DATA;
 	a.nregions = s->nregions;
@@ -344,30 +400,10 @@ static int send_pages(struct srv_conn *c, uint64_t tag,
 			{ hb, sizeof(hb) },
 			{ (char *)r->map + rq->offset, rq->len },
 		};
-		size_t left = sizeof(hb) + rq->len;
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		int ret = rp_sendv_full(c->fd, iov, 2);
 
-		while (left) {
-			ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return -errno;
-			left -= (size_t)n;
-			while (n > 0) {
-				if ((size_t)n >= mh.msg_iov->iov_len) {
-					n -= (ssize_t)mh.msg_iov->iov_len;
-					mh.msg_iov++;
-					mh.msg_iovlen--;
-				} else {
-					mh.msg_iov->iov_base =
-						(char *)mh.msg_iov->iov_base + n;
-					mh.msg_iov->iov_len -= (size_t)n;
-					n = 0;
-				}
-			}
-		}
+		if (ret)
+			return ret;
 	}
 	stat_add(&c->srv->st.page_requests, 1);
 	stat_add(&c->srv->st.bytes_sent, rq->len);
@@ -422,6 +458,14 @@ static int serve(struct srv_conn *c)
 			ret = send_pages(c, h.tag, &rq);
 			break;
 		}
+		case RP_MSG_RDMA_FIRST ... RP_MSG_RDMA_LAST:
+			if (c->role != RP_ROLE_CONTROL)
+				return reject(c, EPROTO, "RDMA message on a data connection");
+			ret = srv_rdma_ctl(s->rdma, c->session, c->fd, &h, buf,
+					   &why);
+			if (ret == -EPROTO)
+				return reject(c, EPROTO, why);
+			break;
 		case RP_MSG_DONE:
 			if (h.len != 4)
 				return reject(c, EPROTO, "DONE has the wrong length");
@@ -456,6 +500,8 @@ static void *conn_main(void *arg)
 	if (ret && ret != -EPROTO && ret != -EPIPE && ret != -ECONNRESET)
 		rp_warn("client %s: connection ended: %s", c->peer,
 			strerror(-ret));
+	if (c->role == RP_ROLE_CONTROL)
+		srv_rdma_session_end(c->srv->rdma, c->session);
 	shutdown(c->fd, SHUT_RDWR);
 	__atomic_fetch_sub(&c->srv->st.active, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&c->srv->lock);
@@ -552,6 +598,9 @@ RP_EXPORT int rpage_server_start(struct rpage_server *srv)
 		return -ENOTCONN;
 	if (srv->running)
 		return -EALREADY;
+	ret = srv_rdma_start(srv->rdma);
+	if (ret)
+		return ret;
 	ret = pthread_create(&srv->accept_thread, NULL, accept_main, srv);
 	if (ret)
 		return -ret;
@@ -573,6 +622,7 @@ RP_EXPORT int rpage_server_stop(struct rpage_server *srv)
 		shutdown(c->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&srv->lock);
 	reap(srv, true);
+	srv_rdma_stop(srv->rdma);
 	srv->running = false;
 	return 0;
 }
@@ -582,7 +632,10 @@ RP_EXPORT void rpage_server_free(struct rpage_server *srv)
 	if (!srv)
 		return;
 	rpage_server_stop(srv);
+	srv_rdma_free(srv->rdma); /* deregisters before the unmap */
 	for (unsigned i = 0; i < srv->nregions; i++) {
+		if (srv->regions[i].fd < 0)
+			continue; /* in-process memory: the caller's */
 		munmap(srv->regions[i].map, srv->regions[i].length);
 		close(srv->regions[i].fd);
 	}

@@ -15,4 +15,42 @@ struct srv_region {
 	bool use_sendfile;  /* cleared when the file cannot be spliced */
 };
 
+struct rpage_server;
+struct rp_hdr;
+
+/* server.c: is @session the token of a control connection still open? */
+bool srv_session_live(struct rpage_server *s, uint64_t session);
+
+/*
+ * server_rdma.c: the RDMA side of the server (stubs returning
+ * -EPROTONOSUPPORT when built without RDMA). The regions array is
+ * borrowed and must not change once listening.
+ */
+struct srv_rdma;
+int srv_rdma_listen(struct rpage_server *s, const struct srv_region *regions,
+		    unsigned nregions, const char *host, const char *port,
+		    struct srv_rdma **out);
+int srv_rdma_port(const struct srv_rdma *r);
+int srv_rdma_start(struct srv_rdma *r);
+/* Stops the CM thread and ends every RDMA connection. */
+void srv_rdma_stop(struct srv_rdma *r);
+void srv_rdma_free(struct srv_rdma *r);
+/*
+ * Handles a control-session message of type 16..31 (payload @p of the
+ * header's length, already read) for @session on socket @fd: sends the
+ * answer. Returns 0, -EPROTO with *why set (the caller rejects), or
+ * another -errno.
+ */
+int srv_rdma_ctl(struct srv_rdma *r, uint64_t session, int fd,
+		 const struct rp_hdr *h, const uint8_t *p, const char **why);
+/* The control connection of @session ended: its keys stop working. */
+void srv_rdma_session_end(struct srv_rdma *r, uint64_t session);
+
+/* Live migration (server/live.c): a region backed by this process's own
+ * memory (fd -1; borrowed: never unmapped by the server), served from the
+ * pointer. Returns the region id. */
+struct rpage_server;
+int rp_server_add_region_mem(struct rpage_server *srv, const char *name,
+			     void *mem, uint64_t length, uint32_t page_size);
+
 #endif

@@ -74,6 +74,21 @@ int rpage_server_listen(struct rpage_server *srv, const char *host,
 			const char *port);
 int rpage_server_port(const struct rpage_server *srv);
 
+/*
+ * Also listens for RDMA (rdma_cm) connections on @host:@port ("0": any
+ * free port; clients learn the port over the TCP control session). Call it
+ * after the last rpage_server_add_region and before rpage_server_start.
+ * Each client's RDMA connections must name its live TCP control session;
+ * its regions are registered REMOTE_READ only, for it alone, until its
+ * control connection ends. Returns 0; -ENODEV: no RDMA device with an
+ * ACTIVE port (or none with address @host): serve TCP only;
+ * -EPROTONOSUPPORT: built without RDMA; -EADDRINUSE.
+ */
+int rpage_server_listen_rdma(struct rpage_server *srv, const char *host,
+			     const char *port);
+/* The RDMA port, or -ENOTCONN when not listening for RDMA. */
+int rpage_server_rdma_port(const struct rpage_server *srv);
+
 /* Starts the accept thread. Each client connection gets its own thread. */
 int rpage_server_start(struct rpage_server *srv);
 
@@ -128,6 +143,27 @@ struct rpage_region_info {
 int rpage_source_connect(const char *host, const char *port,
 			 enum rpage_transport transport,
 			 struct rpage_source **out);
+
+struct rpage_connect_opts {
+	enum rpage_transport transport; /* AUTO (0), TCP or RDMA */
+	/* RDMA device to use (e.g. "mlx5_0", "rxe1"); NULL or "": the one
+	 * rdma_cm routes to the server through. Naming a device also binds
+	 * the connection's source address to that device's RoCE v2 IPv4
+	 * GID. */
+	const char *rdma_dev;
+};
+
+/*
+ * rpage_source_connect with options (@opts may be NULL: auto). AUTO uses
+ * RDMA when this host has a device with an ACTIVE port, the server listens
+ * for RDMA and a test connection succeeds; else TCP. It logs which one it
+ * chose and why (rpage_source_transport() tells it too). RDMA fails with
+ * -ENODEV (and a message) when there is no usable device here and
+ * -EPROTONOSUPPORT when the server has no RDMA.
+ */
+int rpage_source_connect_opts(const char *host, const char *port,
+			      const struct rpage_connect_opts *opts,
+			      struct rpage_source **out);
 
 /*
  * A source of pages on this host: the file at @path is region 0 named
@@ -267,6 +303,157 @@ int rpage_fc_send(int sock, const struct rpage_range *ranges, unsigned n,
  */
 int rpage_fc_parse(const char *json, size_t len, struct rpage_range **ranges,
 		   unsigned *n);
+
+/* ------------------------------------------------------------------ */
+/* Live migration of a running workload (issue 4)                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The source process exports a region of its own memory (anonymous or
+ * memfd-backed, page aligned) while its threads keep writing to it; the
+ * destination process attaches a region of the same size and resumes the
+ * workload there. Pre-copy rounds over TCP (several streams) with dirty
+ * tracking by userfaultfd write-protect; a switchover that pauses the
+ * workload through a callback; then post-copy through the fault handler
+ * (rpage_attach_*) with background fill, served from the paused source's
+ * memory. docs/live-migration.md describes the phases and the policy.
+ */
+
+enum rpage_live_mode {
+	RPAGE_LIVE_HYBRID = 0,   /* pre-copy, then post-copy if needed */
+	RPAGE_LIVE_PRECOPY = 1,  /* pre-copy only: may refuse to finish */
+	RPAGE_LIVE_POSTCOPY = 2, /* switch at once, everything by post-copy */
+};
+/* Parses "hybrid", "precopy", "postcopy". Returns the value or -EINVAL. */
+int rpage_live_mode_parse(const char *s);
+const char *rpage_live_mode_name(enum rpage_live_mode m);
+
+/* Why the source switched over (or gave up). */
+enum rpage_live_reason {
+	RPAGE_LIVE_NOT_YET = 0,
+	RPAGE_LIVE_CONVERGED = 1,      /* remaining set fits the downtime target */
+	RPAGE_LIVE_NOT_CONVERGING = 2, /* dirty rate >= send rate */
+	RPAGE_LIVE_MAX_ROUNDS = 3,
+	RPAGE_LIVE_EXPLICIT = 4,       /* rpage_live_source_switchover() */
+	RPAGE_LIVE_POSTCOPY_ONLY = 5,  /* RPAGE_LIVE_POSTCOPY mode */
+};
+const char *rpage_live_reason_name(enum rpage_live_reason r);
+
+struct rpage_live_opts {
+	enum rpage_live_mode mode;
+	unsigned streams;          /* pre-copy TCP streams, 1..16 (default 4) */
+	uint32_t max_downtime_ms;  /* downtime target (default 300) */
+	unsigned max_rounds;       /* pre-copy rounds at most (default 30) */
+	int force_sync_wp;         /* non-zero: synchronous uffd-wp tracking
+				    * even where the async mode exists */
+	/* Pauses every thread that writes the region; returns 0 once they
+	 * are stopped (they stay stopped: the workload now lives on the
+	 * destination). Required unless mode is POSTCOPY and the caller has
+	 * paused already. */
+	int (*pause)(void *arg);
+	/* Optional: restarts the paused workload when the switchover fails
+	 * before the destination resumed (it refused, or was lost before the
+	 * switchover message left): the workload then simply goes on here.
+	 * Never called once the destination may have resumed. */
+	int (*resume)(void *arg);
+	void *arg;
+};
+
+#define RPAGE_LIVE_MAX_ROUNDS 64
+#define RPAGE_LIVE_HIST_BUCKETS 24
+
+struct rpage_live_round_stats {
+	uint64_t pages;    /* pages sent in the round */
+	uint64_t bytes;
+	uint64_t ns;       /* first byte to the destination's acknowledgement */
+	uint64_t dirtied;  /* pages found written during the round */
+};
+
+struct rpage_live_stats {
+	uint32_t mode;           /* enum rpage_live_mode */
+	uint32_t reason;         /* enum rpage_live_reason */
+	int32_t error;           /* -errno of a failure, or 0 */
+	uint32_t tracking;       /* 1: uffd-wp async + PAGEMAP_SCAN; 2: sync */
+	uint64_t page_size, pages_total;
+	uint32_t rounds;         /* pre-copy rounds done */
+	struct rpage_live_round_stats round[RPAGE_LIVE_MAX_ROUNDS];
+	uint64_t send_rate_Bps;  /* last measured pre-copy rate */
+	uint64_t collect_ns;     /* time spent collecting dirty pages */
+	uint64_t final_pages;    /* sent while paused (stop-and-copy) */
+	uint64_t postcopy_pages; /* left to post-copy (dropped at the dest) */
+	uint32_t postcopy_port;  /* the source's page server (TCP port) */
+	uint32_t resumed_here;   /* source: the switchover failed and
+				  * opts.resume restarted the workload here */
+	uint64_t precopy_ns, downtime_ns, postcopy_ns, total_ns;
+	/* destination only: the post-copy fault handler's figures */
+	struct rpage_stats post;
+	/* post-copy faults by service time: bucket 0 counts < 2 us, bucket i
+	 * (i >= 1) counts [2^i, 2^(i+1)) us, the last one everything above */
+	uint64_t fault_hist[RPAGE_LIVE_HIST_BUCKETS];
+	char why[256];           /* the decision, or the error, in words */
+};
+
+/* ---- source ---- */
+struct rpage_live_source;
+
+/*
+ * Prepares to migrate @length bytes at @mem (borrowed: must stay mapped
+ * until rpage_live_source_free; anonymous or memfd-backed; page aligned,
+ * @page_size 4096) with @opts (copied). Returns 0 and a handle in *out.
+ */
+int rpage_live_source_new(void *mem, uint64_t length, uint32_t page_size,
+			  const struct rpage_live_opts *opts,
+			  struct rpage_live_source **out);
+/*
+ * Connects to a destination listening at @host:@port and migrates:
+ * pre-copy rounds, switchover (calls opts->pause), then serves post-copy
+ * from @mem until the destination reports every page resident. Blocks.
+ * Returns 0 when the workload now lives on the destination.
+ * -ETIMEDOUT: RPAGE_LIVE_PRECOPY did not converge (why says so; the
+ *  workload was never paused and tracking is stopped);
+ * -ECONNRESET etc.: the destination was lost (before the switchover the
+ *  workload keeps running here, memory untouched; after it, the workload
+ *  stays paused here). rpage_live_source_get_stats tells which.
+ */
+int rpage_live_source_migrate(struct rpage_live_source *s, const char *host,
+			      const char *port);
+/* Asks a running migrate to switch over now (thread-safe). Returns 0. */
+int rpage_live_source_switchover(struct rpage_live_source *s);
+int rpage_live_source_get_stats(struct rpage_live_source *s,
+				struct rpage_live_stats *st);
+void rpage_live_source_free(struct rpage_live_source *s);
+
+/* ---- destination ---- */
+struct rpage_live_dest;
+
+/*
+ * Prepares to receive @length bytes into @mem (borrowed; a private
+ * anonymous mapping that nothing touches until rpage_live_dest_run
+ * returns 0). @opts (may be NULL) tunes the post-copy background fill.
+ */
+int rpage_live_dest_new(void *mem, uint64_t length, uint32_t page_size,
+			const struct rpage_attach_opts *opts,
+			struct rpage_live_dest **out);
+/* Binds and listens (port "0" picks one; rpage_live_dest_port tells). */
+int rpage_live_dest_listen(struct rpage_live_dest *d, const char *host,
+			   const char *port);
+int rpage_live_dest_port(const struct rpage_live_dest *d);
+/*
+ * Accepts one source and receives pre-copy until the switchover. Returns
+ * 0 when the workload may resume here (pages still at the source fault
+ * and are fetched). -ECONNABORTED: the source gave up (why says why);
+ * -ECONNRESET: the source was lost before the switchover.
+ */
+int rpage_live_dest_run(struct rpage_live_dest *d);
+/*
+ * Waits up to @timeout_ms (-1: forever) for post-copy to end and tells
+ * the source. 0: every page resident; -ETIMEDOUT; or the failure (the
+ * stats say how many pages are resident).
+ */
+int rpage_live_dest_wait(struct rpage_live_dest *d, int timeout_ms);
+int rpage_live_dest_get_stats(struct rpage_live_dest *d,
+			      struct rpage_live_stats *st);
+void rpage_live_dest_free(struct rpage_live_dest *d);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,703 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live migration, destination side: receives pre-copy rounds straight into
+ * the (not yet registered) memory, one receiver thread per stream
+ * ("rpage/live/rx"); at the switchover drops the pages the source names
+ * (MADV_DONTNEED), registers the memory with a userfaultfd for missing
+ * faults and hands it to the ordinary fault handler (attach.c) with the
+ * pages that arrived and were not re-dirtied marked resident. Post-copy
+ * then runs through the fault thread and background fill.
+ *
+ * Nothing touches the memory but the receivers until the switchover, and
+ * after it nothing but the fault handler places pages.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/bitmap.h"
+#include "../common/hist.h"
+#include "../common/net.h"
+#include "../common/proto_live.h"
+#include "../common/uffd.h"
+#include "client_int.h"
+#include "live_int.h"
+
+#define ACCEPT_TIMEOUT_MS 30000
+
+struct rx_arg {
+	struct rpage_live_dest *d;
+	unsigned idx;
+	pthread_t thr;
+	bool started;
+};
+
+struct rpage_live_dest {
+	char *mem;
+	uint64_t length, npages;
+	uint32_t psize;
+	struct rpage_attach_opts aopts;
+	int lfd, ctl;
+	int *strm;
+	unsigned nstreams;
+	uint64_t session;
+	char peer[300];
+	char peer_host[INET6_ADDRSTRLEN];
+	struct rp_bitmap have; /* receivers, then the switchover */
+	struct rx_arg *rx;
+	pthread_mutex_t lock;  /* round accounting, ctl sends, stats */
+	uint32_t expect_round;
+	unsigned ended;        /* streams that ended expect_round */
+	uint64_t round_pages;
+	uint64_t round_t0;     /* first page of the round arrived */
+	uint64_t rx_rate;      /* bytes/s of the last round */
+	bool switched;         /* receivers may stop quietly */
+	int rx_err;
+	struct rpage_source *src;
+	struct rpage_attach *att;
+	bool finished;
+	uint64_t t_start, t_resume;
+	struct rpage_live_stats st;
+};
+
+RP_EXPORT int rpage_live_dest_new(void *mem, uint64_t length,
+				  uint32_t page_size,
+				  const struct rpage_attach_opts *opts,
+				  struct rpage_live_dest **out)
+{
+	struct rpage_live_dest *d;
+
+	if (!mem || page_size != RP_PAGE_4K || !length || length % page_size ||
+	    (uintptr_t)mem % page_size)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	/* whatever was there is not the source's: every page not received
+	 * must fault later, so none may be present now */
+	if (madvise(mem, length, MADV_DONTNEED)) {
+		int e = -errno;
+
+		rp_err("the destination memory must be a private anonymous mapping: %s",
+		       strerror(errno));
+		free(d);
+		return e;
+	}
+	if (rp_bitmap_init(&d->have, length / page_size)) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->mem = mem;
+	d->length = length;
+	d->psize = page_size;
+	d->npages = length / page_size;
+	if (opts)
+		d->aopts = *opts;
+	d->lfd = d->ctl = -1;
+	d->expect_round = 1;
+	pthread_mutex_init(&d->lock, NULL);
+	d->st.page_size = page_size;
+	d->st.pages_total = d->npages;
+	*out = d;
+	return 0;
+}
+
+RP_EXPORT int rpage_live_dest_listen(struct rpage_live_dest *d,
+				     const char *host, const char *port)
+{
+	int fd;
+
+	if (d->lfd >= 0)
+		return -EALREADY;
+	fd = rp_tcp_listen(host, port, 32);
+	if (fd < 0) {
+		rp_err("cannot listen on %s:%s: %s", host ? host : "*", port,
+		       strerror(-fd));
+		return fd;
+	}
+	d->lfd = fd;
+	return 0;
+}
+
+RP_EXPORT int rpage_live_dest_port(const struct rpage_live_dest *d)
+{
+	return d->lfd < 0 ? -ENOTCONN : rp_local_port(d->lfd);
+}
+
+static int reject(struct rpage_live_dest *d, int fd, int code, const char *why)
+{
+	uint8_t buf[8 + RP_MAX_ERRMSG];
+	size_t n = rp_error_encode(buf, code, why);
+
+	rp_err("source %s: %s", d->peer[0] ? d->peer : "?", why);
+	rp_send_frame(fd, RP_MSG_ERROR, 0, buf, (uint32_t)n);
+	return code == EPROTO ? -EPROTO : -code;
+}
+
+static int accept_one(struct rpage_live_dest *d, int *out)
+{
+	struct pollfd pf = { d->lfd, POLLIN, 0 };
+	int r, fd, one = 1;
+
+	do
+		r = poll(&pf, 1, ACCEPT_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		rp_err("no source connected within %d s", ACCEPT_TIMEOUT_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rp_live_sock_tune(fd);
+	*out = fd;
+	return 0;
+}
+
+/* Receives a LIVE_HELLO on @fd, checks it against the region, replies. */
+static int hello(struct rpage_live_dest *d, int fd, struct rp_live_hello *h)
+{
+	uint8_t buf[RP_LIVE_HELLO_LEN];
+	struct rp_live_hello_ack a = { 0 };
+	struct rp_hdr hdr;
+	const char *why = NULL;
+	int ret = rp_recv_frame(fd, &hdr, buf, sizeof(buf), &why);
+
+	if (ret == -EPROTO)
+		return reject(d, fd, EPROTO, why);
+	if (ret)
+		return ret;
+	if (hdr.type != RP_MSG_LIVE_HELLO)
+		return reject(d, fd, EPROTO, "first message is not LIVE_HELLO");
+	if (rp_live_hello_decode(buf, hdr.len, h, &why))
+		return reject(d, fd, EPROTO, why);
+	if (h->length != d->length || h->page_size != d->psize) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg),
+			 "the source region has %" PRIu64 " bytes in pages of %u, this destination %" PRIu64 " in pages of %u",
+			 h->length, h->page_size, d->length, d->psize);
+		return reject(d, fd, EINVAL, msg);
+	}
+	a.session = h->session;
+	return rp_send_frame(fd, RP_MSG_LIVE_HELLO_ACK, hdr.tag, buf,
+			     (uint32_t)rp_live_hello_ack_encode(buf, &a));
+}
+
+static int send_ctl(struct rpage_live_dest *d, uint16_t type,
+		    const void *p, uint32_t len)
+{
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	ret = rp_send_frame(d->ctl, type, 0, p, len);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+static int rx_frame(struct rpage_live_dest *d, unsigned idx)
+{
+	int fd = d->strm[idx];
+	uint8_t b[RP_HDR_LEN + RP_LIVE_PAGES_HDR];
+	struct rp_hdr h;
+	const char *why = NULL;
+	int ret;
+
+	ret = rp_read_full(fd, b, RP_HDR_LEN);
+	if (ret)
+		return ret;
+	if (rp_hdr_decode(b, &h, &why))
+		return reject(d, fd, EPROTO, why);
+	if (h.type == RP_MSG_LIVE_PAGES) {
+		struct rp_live_pages m;
+
+		ret = rp_read_full(fd, b + RP_HDR_LEN, RP_LIVE_PAGES_HDR);
+		if (ret)
+			return ret;
+		if (rp_live_pages_hdr_decode(b + RP_HDR_LEN, h.len, d->npages,
+					     d->psize, &m, &why))
+			return reject(d, fd, EPROTO, why);
+		if ((m.first / RP_LIVE_MAX_RUN) % d->nstreams != idx ||
+		    m.first / RP_LIVE_MAX_RUN !=
+			    (m.first + m.npages - 1) / RP_LIVE_MAX_RUN)
+			return reject(d, fd, EPROTO,
+				      "LIVE_PAGES for pages another stream carries");
+		if (m.round != d->expect_round)
+			return reject(d, fd, EPROTO, "LIVE_PAGES for a round not in progress");
+		ret = rp_read_full(fd, d->mem + m.first * d->psize,
+				   (size_t)m.npages * d->psize);
+		if (ret)
+			return ret;
+		for (uint32_t i = 0; i < m.npages; i++)
+			rp_bit_set(&d->have, m.first + i);
+		pthread_mutex_lock(&d->lock);
+		if (!d->round_t0)
+			d->round_t0 = rp_now_ns();
+		d->round_pages += m.npages;
+		pthread_mutex_unlock(&d->lock);
+		return 0;
+	}
+	if (h.type == RP_MSG_LIVE_ROUND_END) {
+		uint8_t p[RP_LIVE_ROUND_LEN];
+		struct rp_live_round m;
+
+		if (h.len != RP_LIVE_ROUND_LEN)
+			return reject(d, fd, EPROTO, "LIVE_ROUND_END has the wrong length");
+		ret = rp_read_full(fd, p, sizeof(p));
+		if (ret)
+			return ret;
+		if (rp_live_round_decode(p, sizeof(p), &m, &why))
+			return reject(d, fd, EPROTO, why);
+		pthread_mutex_lock(&d->lock);
+		if (m.round != d->expect_round) {
+			pthread_mutex_unlock(&d->lock);
+			return reject(d, fd, EPROTO, "LIVE_ROUND_END for a round not in progress");
+		}
+		if (++d->ended == d->nstreams) {
+			struct rp_live_round ack = { .round = m.round,
+						     .pages = d->round_pages };
+
+			rp_live_round_encode(p, &ack);
+			if (d->round_t0 && d->round_pages >= 256) {
+				uint64_t ns = rp_now_ns() - d->round_t0;
+
+				if (ns)
+					d->rx_rate = d->round_pages * d->psize *
+						     1000000000ull / ns;
+			}
+			d->round_t0 = 0;
+			d->ended = 0;
+			d->round_pages = 0;
+			d->expect_round++;
+			d->st.rounds = m.round;
+			ret = rp_send_frame(d->ctl, RP_MSG_LIVE_ROUND_ACK, 0, p,
+					    sizeof(p));
+		}
+		pthread_mutex_unlock(&d->lock);
+		return ret;
+	}
+	return reject(d, fd, EPROTO, "unexpected message on a pre-copy stream");
+}
+
+static void *rx_main(void *arg)
+{
+	struct rx_arg *r = arg;
+	struct rpage_live_dest *d = r->d;
+
+	rp_thread_name("rpage/live/rx");
+	for (;;) {
+		int ret = rx_frame(d, r->idx);
+
+		if (!ret)
+			continue;
+		pthread_mutex_lock(&d->lock);
+		if (!d->switched && !d->rx_err) {
+			d->rx_err = ret;
+			if (ret != -EPROTO)
+				rp_err("pre-copy stream %u from %s ended: %s",
+				       r->idx, d->peer, strerror(-ret));
+		}
+		pthread_mutex_unlock(&d->lock);
+		/* let the control thread see it too */
+		if (!d->switched)
+			shutdown(d->ctl, SHUT_RDWR);
+		return NULL;
+	}
+}
+
+static void stop_rx(struct rpage_live_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->switched = true;
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nstreams; i++)
+		if (d->strm[i] >= 0)
+			shutdown(d->strm[i], SHUT_RDWR);
+	for (unsigned i = 0; d->rx && i < d->nstreams; i++)
+		if (d->rx[i].started) {
+			pthread_join(d->rx[i].thr, NULL);
+			d->rx[i].started = false;
+		}
+}
+
+static int connect_all(struct rpage_live_dest *d)
+{
+	struct rp_live_hello h;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int ret;
+
+	ret = accept_one(d, &d->ctl);
+	if (ret)
+		return ret;
+	rp_peer_name(d->ctl, d->peer, sizeof(d->peer));
+	if (getpeername(d->ctl, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+				  d->peer_host, sizeof(d->peer_host));
+		else
+			inet_ntop(AF_INET6,
+				  &((struct sockaddr_in6 *)&ss)->sin6_addr,
+				  d->peer_host, sizeof(d->peer_host));
+	}
+	ret = hello(d, d->ctl, &h);
+	if (ret)
+		return ret;
+	if (h.role != RP_LIVE_ROLE_CONTROL)
+		return reject(d, d->ctl, EPROTO, "first connection is not the control connection");
+	d->session = h.session;
+	d->nstreams = h.nstreams;
+	d->strm = malloc(d->nstreams * sizeof(int));
+	d->rx = calloc(d->nstreams, sizeof(*d->rx));
+	if (!d->strm || !d->rx)
+		return -ENOMEM;
+	for (unsigned i = 0; i < d->nstreams; i++)
+		d->strm[i] = -1;
+	for (unsigned i = 0; i < d->nstreams; i++) {
+		int fd;
+
+		ret = accept_one(d, &fd);
+		if (ret)
+			return ret;
+		ret = hello(d, fd, &h);
+		if (!ret && (h.role != RP_LIVE_ROLE_STREAM ||
+			     h.session != d->session ||
+			     h.nstreams != d->nstreams || d->strm[h.stream] >= 0))
+			ret = reject(d, fd, EPROTO,
+				     "stream connection does not match the session");
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+		d->strm[h.stream] = fd;
+	}
+	close(d->lfd); /* one source per destination */
+	d->lfd = -1;
+	for (unsigned i = 0; i < d->nstreams; i++) {
+		d->rx[i].d = d;
+		d->rx[i].idx = i;
+		ret = -pthread_create(&d->rx[i].thr, NULL, rx_main, &d->rx[i]);
+		if (ret)
+			return ret;
+		d->rx[i].started = true;
+	}
+	return 0;
+}
+
+static int switchover(struct rpage_live_dest *d, const uint8_t *p,
+		      uint32_t len)
+{
+	struct rp_live_switch sw;
+	struct rp_live_status ack = { 0 };
+	uint8_t buf[RP_LIVE_STATUS_LEN];
+	const char *why = NULL;
+	uint64_t t0 = rp_now_ns(), missing;
+	int ret, uffd = -1;
+
+	stop_rx(d);
+	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
+		return reject(d, d->ctl, EPROTO, why);
+	if (d->rx_err) {
+		ret = d->rx_err;
+		goto fail;
+	}
+	if (getenv("RPAGE_LIVE_TEST_FAIL_SWITCHOVER")) {
+		/* fault injection for tests/e2e/live-switchover-refused.sh */
+		rp_err("failing the switchover as RPAGE_LIVE_TEST_FAIL_SWITCHOVER asks");
+		ret = -EIO;
+		goto fail;
+	}
+	/* drop what the source re-dirtied: those pages must fault */
+	for (uint64_t w = 0; w < (d->npages + 63) / 64; w++) {
+		uint64_t v;
+
+		memcpy(&v, (const uint8_t *)sw.bits + w * 8, 8);
+		while (v) {
+			unsigned b = (unsigned)__builtin_ctzll(v);
+			uint64_t pg = w * 64 + b, run = 1;
+
+			v &= v - 1;
+			while (b + run < 64 && (v & (1ull << (b + run)))) {
+				v &= ~(1ull << (b + run));
+				run++;
+			}
+			if (madvise(d->mem + pg * d->psize, run * d->psize,
+				    MADV_DONTNEED)) {
+				ret = -errno;
+				rp_err("dropping re-dirtied pages: %s",
+				       strerror(errno));
+				goto fail;
+			}
+			for (uint64_t k = 0; k < run; k++)
+				rp_bit_clear(&d->have, pg + k);
+		}
+	}
+	ack.resident = rp_bitmap_weight(&d->have);
+	missing = d->npages - ack.resident;
+	d->st.postcopy_pages = missing;
+	d->st.reason = sw.flags & RP_LIVE_SW_POSTCOPY ? RPAGE_LIVE_NOT_YET : 0;
+	if (missing) {
+		struct rpage_range rg = { .base = (uint64_t)(uintptr_t)d->mem,
+					  .size = d->length, .offset = 0,
+					  .page_size = d->psize };
+		char port[8];
+		int region;
+
+		if (!sw.port) {
+			ret = reject(d, d->ctl, EPROTO,
+				     "pages are missing but the source names no page server");
+			goto fail;
+		}
+		uffd = rp_uffd_open(0, NULL);
+		if (uffd < 0) {
+			ret = uffd;
+			rp_err("userfaultfd: %s", strerror(-ret));
+			goto fail;
+		}
+		ret = rp_uffd_register(uffd, d->mem, d->length,
+				       UFFDIO_REGISTER_MODE_MISSING, NULL);
+		if (ret) {
+			rp_err("registering the memory for missing faults: %s",
+			       strerror(-ret));
+			goto fail;
+		}
+		snprintf(port, sizeof(port), "%u", sw.port);
+		ret = rpage_source_connect(d->peer_host, port,
+					   RPAGE_TRANSPORT_TCP, &d->src);
+		if (ret)
+			goto fail;
+		region = rpage_source_find_region(d->src, "live");
+		if (region < 0 || d->src->regions[region].length != d->length) {
+			ret = -ENOENT;
+			rp_err("the source's page server has no region 'live' of %" PRIu64 " bytes",
+			       d->length);
+			goto fail;
+		}
+		/* On a slow link fill shares the bottleneck queue with the
+		 * faults: unless told otherwise, keep about 10 ms of fill in
+		 * flight there (the rate measured in pre-copy). */
+		if (!d->aopts.fill_chunk && !d->aopts.fill_depth &&
+		    d->rx_rate && d->rx_rate < (200ull << 20)) {
+			uint64_t c = RP_MAX(64ull << 10,
+					    RP_MIN(1ull << 20, d->rx_rate / 200));
+
+			d->aopts.fill_chunk = (uint32_t)(c - c % d->psize);
+			d->aopts.fill_depth = 2;
+			rp_info("link measured at %.1f MB/s: background fill in %u KiB chunks, 2 in flight",
+				(double)d->rx_rate / 1e6, d->aopts.fill_chunk >> 10);
+		}
+		ret = rp_attach_start_ex(d->src, (unsigned)region, uffd, &rg, 1,
+					 &d->aopts, d->have.w, &d->att);
+		if (ret)
+			goto fail;
+		uffd = -1; /* the attachment owns it */
+	}
+	d->t_resume = rp_now_ns();
+	d->st.downtime_ns = d->t_resume - t0;
+	d->st.precopy_ns = t0 - d->t_start;
+	rp_info("switchover: %" PRIu64 " pages resident, %" PRIu64 " dropped, %" PRIu64 " to post-copy; ready after %.1f ms",
+		ack.resident, sw.ndrop, missing, (double)d->st.downtime_ns / 1e6);
+	return send_ctl(d, RP_MSG_LIVE_SWITCHOVER_ACK, buf,
+			(uint32_t)rp_live_status_encode(buf, &ack));
+fail:
+	if (uffd >= 0)
+		close(uffd);
+	ack.status = -ret;
+	send_ctl(d, RP_MSG_LIVE_SWITCHOVER_ACK, buf,
+		 (uint32_t)rp_live_status_encode(buf, &ack));
+	return ret;
+}
+
+RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
+{
+	uint32_t cap = (uint32_t)RP_MAX(rp_live_switch_size(d->npages),
+					(size_t)(8 + RP_MAX_ERRMSG));
+	uint8_t *buf = malloc(cap);
+	const char *why = NULL;
+	struct rp_hdr h;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	d->t_start = rp_now_ns();
+	ret = connect_all(d);
+	if (ret)
+		goto out;
+	rp_info("source %s connected: %u pre-copy streams", d->peer,
+		d->nstreams);
+	for (;;) {
+		struct rp_error e;
+
+		ret = rp_recv_frame(d->ctl, &h, buf, cap, &why);
+		if (ret == -EPROTO) {
+			ret = reject(d, d->ctl, EPROTO, why);
+			break;
+		}
+		if (ret) {
+			if (d->rx_err)
+				ret = d->rx_err;
+			snprintf(d->st.why, sizeof(d->st.why),
+				 "source %.100s lost during pre-copy after %u rounds (%s): nothing was resumed here",
+				 d->peer, d->st.rounds, strerror(-ret));
+			rp_err("%s", d->st.why);
+			ret = -ECONNRESET;
+			break;
+		}
+		if (h.type == RP_MSG_LIVE_SWITCHOVER) {
+			ret = switchover(d, buf, h.len);
+			break;
+		}
+		if (h.type == RP_MSG_LIVE_ABORT || h.type == RP_MSG_ERROR) {
+			if (rp_error_decode(buf, h.len, &e, &why)) {
+				ret = reject(d, d->ctl, EPROTO, why);
+				break;
+			}
+			snprintf(d->st.why, sizeof(d->st.why),
+				 "the source abandoned the migration: %.200s", e.msg);
+			rp_err("%s", d->st.why);
+			ret = -ECONNABORTED;
+			break;
+		}
+		ret = reject(d, d->ctl, EPROTO,
+			     "unexpected message on the live control connection");
+		break;
+	}
+out:
+	stop_rx(d);
+	free(buf);
+	d->st.error = ret;
+	return ret;
+}
+
+/* Folds the fault handler's fine histogram into log2 microsecond buckets. */
+static void take_hist(struct rpage_live_dest *d, struct rpage_live_stats *st)
+{
+	struct rp_hist *h = malloc(sizeof(*h));
+
+	if (!h || !d->att) {
+		free(h);
+		return;
+	}
+	rp_attach_get_hist(d->att, h);
+	memset(st->fault_hist, 0, sizeof(st->fault_hist));
+	for (unsigned b = 0; b < RP_HIST_BUCKETS; b++) {
+		uint64_t us = rp_hist_bucket_high(b) / 1000, i = 0;
+
+		if (!h->b[b])
+			continue;
+		while (us >= 2 && i < RPAGE_LIVE_HIST_BUCKETS - 1) {
+			us >>= 1;
+			i++;
+		}
+		st->fault_hist[i] += h->b[b];
+	}
+	free(h);
+}
+
+static int finish(struct rpage_live_dest *d, int status)
+{
+	struct rp_live_status m = { .status = status > 0 ? status : -status };
+	uint8_t buf[RP_LIVE_STATUS_LEN];
+
+	m.resident = d->st.post.pages_resident;
+	m.by_fault = d->st.post.pages_by_fault;
+	m.by_fill = d->st.post.pages_by_fill;
+	d->finished = true;
+	d->st.postcopy_ns = rp_now_ns() - d->t_resume;
+	d->st.total_ns = rp_now_ns() - d->t_start;
+	if (send_ctl(d, RP_MSG_LIVE_COMPLETE, buf,
+		     (uint32_t)rp_live_status_encode(buf, &m)) && !status)
+		rp_warn("could not tell the source that post-copy is complete");
+	return status;
+}
+
+RP_EXPORT int rpage_live_dest_wait(struct rpage_live_dest *d, int timeout_ms)
+{
+	uint64_t deadline = rp_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+
+	if (d->finished)
+		return d->st.error;
+	if (!d->t_resume)
+		return -ENOTCONN;
+	if (!d->att) {
+		d->st.post.state = RPAGE_ATTACH_COMPLETE;
+		d->st.post.pages_total = d->st.post.pages_resident = d->npages;
+		d->st.post.page_size = d->psize;
+		return finish(d, 0);
+	}
+	for (;;) {
+		struct pollfd pf = { rpage_attach_event_fd(d->att), POLLIN, 0 };
+		int left = timeout_ms < 0 ? 1000
+			   : (int)RP_MIN(1000, (deadline - RP_MIN(deadline, rp_now_ns())) / 1000000);
+		uint64_t v;
+
+		rpage_attach_get_stats(d->att, &d->st.post);
+		take_hist(d, &d->st);
+		if (d->st.post.state == RPAGE_ATTACH_COMPLETE) {
+			rpage_attach_free(d->att);
+			d->att = NULL;
+			return finish(d, 0);
+		}
+		if (d->st.post.state != RPAGE_ATTACH_RUNNING) {
+			int e = d->st.post.error ? d->st.post.error : -EIO;
+
+			snprintf(d->st.why, sizeof(d->st.why),
+				 "post-copy failed (%s): %" PRIu64 " of %" PRIu64 " pages resident here; the rest is lost with the source, the workload cannot continue",
+				 strerror(-e), d->st.post.pages_resident,
+				 d->npages);
+			rp_err("%s", d->st.why);
+			d->st.error = e;
+			return finish(d, e);
+		}
+		if (timeout_ms >= 0 && rp_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&pf, 1, left) > 0 &&
+		    read(pf.fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+RP_EXPORT int rpage_live_dest_get_stats(struct rpage_live_dest *d,
+					struct rpage_live_stats *st)
+{
+	pthread_mutex_lock(&d->lock);
+	*st = d->st;
+	pthread_mutex_unlock(&d->lock);
+	if (d->att) {
+		rpage_attach_get_stats(d->att, &st->post);
+		take_hist(d, st);
+	}
+	return 0;
+}
+
+RP_EXPORT void rpage_live_dest_free(struct rpage_live_dest *d)
+{
+	if (!d)
+		return;
+	stop_rx(d);
+	if (d->att)
+		rpage_attach_free(d->att);
+	if (d->src)
+		rpage_source_close(d->src);
+	for (unsigned i = 0; d->strm && i < d->nstreams; i++)
+		if (d->strm[i] >= 0)
+			close(d->strm[i]);
+	if (d->ctl >= 0)
+		close(d->ctl);
+	if (d->lfd >= 0)
+		close(d->lfd);
+	free(d->strm);
+	free(d->rx);
+	rp_bitmap_free(&d->have);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
