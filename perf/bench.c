@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,12 +36,16 @@ int64_t bench_parse_size(const char *s)
 	return (int64_t)v;
 }
 
-/* mkimage FILE SIZE [SEED]: writes the deterministic image. */
+/*
+ * mkimage FILE SIZE [SEED]: writes the deterministic image through a shared
+ * mapping, so the same code fills regular, /dev/shm and hugetlbfs files
+ * (hugetlbfs has no write()).
+ */
 int cmd_mkimage(int argc, char **argv)
 {
-	uint64_t seed = 1, chunk = 1 << 20;
+	uint64_t seed = 1;
 	int64_t size;
-	char *buf;
+	char *map;
 	int fd;
 
 	if (argc < 3 || argc > 4) {
@@ -54,29 +59,30 @@ int cmd_mkimage(int argc, char **argv)
 	}
 	if (argc == 4)
 		seed = strtoull(argv[3], NULL, 0);
-	fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fprintf(stderr, "rpage-bench: %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
-	buf = malloc(chunk);
-	if (!buf)
-		return 1;
-	for (uint64_t off = 0; off < (uint64_t)size; off += chunk) {
-		uint64_t n = (uint64_t)size - off < chunk ? (uint64_t)size - off : chunk;
-
-		rp_pattern_fill(buf, off, n, seed);
-		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			fprintf(stderr, "rpage-bench: writing %s: %s\n", argv[1],
-				strerror(errno ? errno : EIO));
-			return 1;
-		}
-	}
-	free(buf);
-	if (close(fd)) {
-		fprintf(stderr, "rpage-bench: %s: %s\n", argv[1], strerror(errno));
+	if (ftruncate(fd, size)) {
+		fprintf(stderr, "rpage-bench: cannot size %s to %lld bytes: %s\n",
+			argv[1], (long long)size, strerror(errno));
 		return 1;
 	}
+	map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		fprintf(stderr, "rpage-bench: cannot map %s: %s\n", argv[1],
+			strerror(errno));
+		return 1;
+	}
+	rp_pattern_fill(map, 0, (uint64_t)size, seed);
+	if (msync(map, (size_t)size, MS_SYNC) && errno != EINVAL) {
+		fprintf(stderr, "rpage-bench: writing %s: %s\n", argv[1],
+			strerror(errno));
+		return 1;
+	}
+	munmap(map, (size_t)size);
+	close(fd);
 	return 0;
 }
 
@@ -87,6 +93,11 @@ static void usage(FILE *f)
 		"  mkimage FILE SIZE [SEED]   write the deterministic test image\n"
 		"  guest [options]            a Firecracker-style process: maps memory, hands\n"
 		"                             its userfaultfd to rpage-client, reads and checks\n"
+		"  fault [options]            fault latency per transport beside same-run baselines\n"
+		"  fill [options]             background fill rate beside the raw stream rate\n"
+		"  migrate [options]          live migration of a running workload, verified\n"
+		"  timeline [options]         a guest's whole post-copy migration, sampled every\n"
+		"                             ms (--timeline FILE)\n"
 		"Run 'rpage-bench COMMAND --help' for a command's options.\n");
 }
 
@@ -100,6 +111,14 @@ int main(int argc, char **argv)
 		return cmd_mkimage(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "guest"))
 		return cmd_guest(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fault"))
+		return cmd_fault(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fill"))
+		return cmd_fill(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "timeline"))
+		return cmd_timeline(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

@@ -2,12 +2,95 @@
 #ifndef RP_BENCH_H
 #define RP_BENCH_H
 
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "rpage/rpage.h"
 
 int cmd_mkimage(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
+int cmd_fault(int argc, char **argv);
+int cmd_fill(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_timeline(int argc, char **argv);
 
 /* "4096", "4k", "2M", "1G" -> bytes; -1 on error */
 int64_t bench_parse_size(const char *s);
+
+/* ---- perf/stats.c: raw latency samples in perftest's layout ---- */
+struct bench_lat {
+	char name[32];
+	uint64_t bytes;
+	uint64_t *ns;          /* raw samples; sorted by bench_lat_compute */
+	size_t n, cap;
+	char why[200];         /* non-empty: not measured, and why */
+	/* microseconds, from the sorted samples (nearest rank) */
+	double t_min, t_max, t_typical, t_avg, t_stdev, p99, p999;
+};
+void bench_lat_init(struct bench_lat *l, const char *name, uint64_t bytes);
+int bench_lat_add(struct bench_lat *l, uint64_t ns);
+void bench_lat_skip(struct bench_lat *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void bench_lat_compute(struct bench_lat *l);
+void bench_lat_free(struct bench_lat *l);
+/* The perftest header line, then one line per path ending in its ratio to
+ * @floor (p50 and p99). */
+void bench_lat_header(FILE *f);
+void bench_lat_line(FILE *f, const struct bench_lat *l,
+		    const struct bench_lat *floor);
+/* One JSON object with perftest's keys (t_min ... percentile_99.9). */
+void bench_lat_json(FILE *f, const struct bench_lat *l,
+		    const struct bench_lat *floor);
+int bench_cdf_write(const char *path, struct bench_lat *const *l, unsigned n);
+void bench_json_str(FILE *f, const char *s);
+double bench_ratio(double a, double b);
+void bench_machine_print(FILE *f);
+void bench_machine_json(FILE *f);
+/* "# target: WHAT  value <= limit  PASS|MISS" (>= when @at_least). */
+void bench_target(FILE *f, const char *what, double value, double limit,
+		  bool at_least);
+
+/* ---- perf/env.c: image, server, sources, raw baselines ---- */
+struct bench_env {
+	int memfd;              /* the image (also the local source) */
+	uint64_t img_len;
+	uint32_t psize;
+	struct rpage_server *srv; /* in-process server, NULL with --connect */
+	bool remote;
+	char host[256], port[32];
+	char local_path[64];
+	char rdma_why[320];     /* why the in-process server has no RDMA */
+};
+/* In-process server on @host (NULL: 127.0.0.1), also listening for RDMA
+ * when @rdma, when @connect is NULL; else a running one at @connect. */
+int bench_env_open(struct bench_env *e, const char *connect,
+		   uint64_t img_len, uint32_t psize);
+int bench_env_open_ex(struct bench_env *e, const char *connect,
+		      const char *host, bool rdma, uint64_t img_len,
+		      uint32_t psize);
+void bench_env_close(struct bench_env *e);
+/* A source for transport @t; on failure writes the reason into @why. */
+int bench_env_source(struct bench_env *e, enum rpage_transport t,
+		     struct rpage_source **out, char *why, size_t wl);
+/* "local,tcp,rdma" -> up to @max transports; count or -1. */
+int bench_parse_transports(const char *s, enum rpage_transport *t,
+			   unsigned max);
+
+struct bench_raw {
+	int cli_fd, conn_fd;
+	void *buf, *cbuf;
+	uint32_t buf_len;
+	pthread_t thr;
+	bool started;
+};
+/* A plain TCP server thread on loopback and one connected client. */
+int bench_raw_start(struct bench_raw *r, uint32_t buf_len);
+void bench_raw_stop(struct bench_raw *r);
+int bench_raw_rtt(struct bench_raw *r, uint32_t len, bool spin);
+int bench_raw_stream(struct bench_raw *r, uint64_t total, uint32_t chunk);
 
 #endif

@@ -34,7 +34,7 @@ struct guest {
 	uint64_t size, psize, seed, balloon;
 	unsigned ranges, threads;
 	double touch, exit_after;
-	bool seq, rnd, quiet;
+	bool seq, rnd, quiet, noreserve;
 	char *mem;
 	struct rpage_range *r;
 	uint64_t npages, *perm;
@@ -145,13 +145,15 @@ static void guest_usage(FILE *f)
 		"  --exit-after FRACTION exit abruptly after that fraction of random reads\n"
 		"  --balloon BYTES       after checking, MADV_DONTNEED the first BYTES and\n"
 		"                        check they read back as zeros\n"
+		"  --no-reserve          map huge pages with MAP_NORESERVE, as a careless VMM\n"
+		"                        might (to test how a handler copes with none left)\n"
 		"  --quiet\n");
 }
 
 int cmd_guest(int argc, char **argv)
 {
 	enum { O_PS = 256, O_RANGES, O_SEED, O_ORDER, O_TOUCH, O_THREADS,
-	       O_EXIT, O_BALLOON };
+	       O_EXIT, O_BALLOON, O_NORESERVE };
 	static const struct option opts[] = {
 		{ "uffd-socket", required_argument, NULL, 'u' },
 		{ "size", required_argument, NULL, 's' },
@@ -163,6 +165,7 @@ int cmd_guest(int argc, char **argv)
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "exit-after", required_argument, NULL, O_EXIT },
 		{ "balloon", required_argument, NULL, O_BALLOON },
+		{ "no-reserve", no_argument, NULL, O_NORESERVE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -227,6 +230,9 @@ int cmd_guest(int argc, char **argv)
 		case O_THREADS:
 			g->threads = (unsigned)strtoul(optarg, NULL, 0);
 			break;
+		case O_NORESERVE:
+			g->noreserve = true;
+			break;
 		case 'q':
 			g->quiet = true;
 			break;
@@ -250,7 +256,8 @@ int cmd_guest(int argc, char **argv)
 	if (g->psize != 4096) {
 		/* reserve the huge pages now: a shortage is an mmap error here,
 		 * not a failed placement later */
-		flags &= ~MAP_NORESERVE;
+		if (!g->noreserve)
+			flags &= ~MAP_NORESERVE;
 		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
 		features |= UFFD_FEATURE_MISSING_HUGETLBFS;
 	}

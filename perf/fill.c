@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `rpage-bench fill`: how fast background fill makes a whole region
+ * resident when nobody touches it (no faults at all), per transport,
+ * beside the raw streaming rate of the same link in the same run: a plain
+ * TCP stream of the same byte count on loopback (one 16-byte request, then
+ * the bytes in 1 MiB writes, read into one reused buffer).
+ *
+ * The fill time is rpage's own start-to-fully-resident time (resident_ns:
+ * from the fault thread's start to the last page placed); the bench waits
+ * on the attachment's event fd. Rounds are interleaved and each figure is
+ * the median of its rounds.
+ */
+#include <dirent.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "rpage/rpage.h"
+#include "../common/rp.h"
+#include "../common/uffd.h"
+#include "bench.h"
+#include "pattern.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+
+#define MAX_LINES 6
+#define MAX_ROUNDS 32
+
+struct fill_line {
+	char name[32];
+	enum rpage_transport t; /* 0: the raw TCP stream */
+	struct rpage_source *src;
+	double mbps[MAX_ROUNDS];
+	unsigned n;
+	double median;
+	char why[200];
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* On-CPU time (ns, from schedstat) of this process's threads named @comm. */
+static uint64_t thread_cpu_ns(const char *comm)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	while (d && (de = readdir(d))) {
+		char path[300], name[64] = "";
+		unsigned long long ns = 0;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(name, sizeof(name), f))
+			name[0] = 0;
+		fclose(f);
+		name[strcspn(name, "\n")] = 0;
+		if (strcmp(name, comm))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", de->d_name);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			sum += ns;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+/* One fill of @len bytes. Stores the rate in MB/s (10^6 bytes/s). */
+static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
+		     const struct rpage_attach_opts *opts, int timeout_ms,
+		     bool verbose, double *mbps, uint64_t *bad)
+{
+	uint64_t features = psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS; /* hugetlb: reserve at mmap */
+	struct rpage_attach *att = NULL;
+	struct rpage_stats st;
+	struct rpage_range r;
+	struct pollfd pf;
+	char *mem;
+	int uffd = -1, ret;
+	uint64_t fill_cpu = 0;
+
+	if (psize != RP_PAGE_4K)
+		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	uffd = rp_uffd_open_register(features, mem, len,
+				     UFFDIO_REGISTER_MODE_MISSING);
+	if (uffd < 0) {
+		ret = uffd;
+		goto out;
+	}
+	r = (struct rpage_range){ (uint64_t)(uintptr_t)mem, len, 0, psize };
+	ret = rpage_attach_start(src, 0, uffd, &r, 1, opts, &att);
+	if (ret)
+		goto out;
+	uffd = -1;
+	pf.fd = rpage_attach_event_fd(att);
+	pf.events = POLLIN;
+	for (int waited = 0;;) {
+		int n = poll(&pf, 1, verbose ? 5 : timeout_ms);
+
+		if (verbose) {
+			/* the fill thread exits once all is queued: sample it */
+			uint64_t c = thread_cpu_ns("rpage/fill");
+
+			fill_cpu = RP_MAX(fill_cpu, c);
+			if (n == 0 && (waited += 5) < timeout_ms)
+				n = -1, errno = EINTR;
+		}
+		rpage_attach_get_stats(att, &st);
+		if (st.state != RPAGE_ATTACH_RUNNING)
+			break;
+		if (n == 0) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		if (n < 0 && errno != EINTR) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (st.state != RPAGE_ATTACH_COMPLETE) {
+		ret = st.error ? st.error : -EIO;
+		goto out;
+	}
+	if (st.faults)
+		fprintf(stderr, "rpage-bench fill: %" PRIu64 " faults during a pure fill?\n",
+			st.faults);
+	*mbps = (double)len / 1e6 / ((double)st.resident_ns / 1e9);
+	if (verbose) {
+		uint64_t srv = thread_cpu_ns("rpage/srv/conn");
+
+		/* the threads' whole lives: set-up and wake-ups included */
+		fprintf(stderr, "rpage-bench fill: %s: %.1f ms to resident; on CPU: fill thread %.1f ms, fault thread (placement) %.1f ms, server threads so far %.1f ms\n",
+			rpage_transport_name(rpage_source_transport(src)),
+			(double)st.resident_ns / 1e6,
+			(double)fill_cpu / 1e6,
+			(double)thread_cpu_ns("rpage/fault") / 1e6,
+			(double)srv / 1e6);
+	}
+	/* spot-check: one word per 64 pages holds the image's bytes */
+	for (uint64_t off = 0; off < len; off += 64 * psize)
+		if (*(volatile uint64_t *)(mem + off) != rp_pattern_word(1, off))
+			(*bad)++;
+out:
+	if (att)
+		rpage_attach_free(att);
+	if (uffd >= 0)
+		close(uffd);
+	munmap(mem, len);
+	return ret;
+}
+
+/*
+ * The placement ceiling: UFFDIO_COPY of the whole region from one
+ * 1 MiB buffer in 256 KiB calls (the fault thread's slice), no network and
+ * no fetch. No fill, on any transport, can beat this on this machine.
+ */
+static int place_once(uint64_t len, uint64_t psize, double *mbps)
+{
+	uint64_t features = psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS; /* hugetlb: reserve at mmap */
+	uint64_t slice = RP_MAX(psize, 256u << 10), t0, t1;
+	size_t blen = RP_MAX(psize, 1u << 20);
+	char *mem, *buf;
+	int uffd, ret = 0;
+
+	if (psize != RP_PAGE_4K)
+		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	buf = mmap(NULL, blen, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED) {
+		munmap(mem, len);
+		return -ENOMEM;
+	}
+	rp_pattern_fill(buf, 0, blen, 1);
+	uffd = rp_uffd_open_register(features, mem, len,
+				     UFFDIO_REGISTER_MODE_MISSING);
+	if (uffd < 0) {
+		ret = uffd;
+		goto out;
+	}
+	ret = 0;
+	t0 = rp_now_ns();
+	for (uint64_t off = 0; !ret && off < len; off += slice) {
+		uint64_t n = RP_MIN(slice, len - off), done = 0;
+
+		ret = rp_uffd_copy(uffd, (uint64_t)(uintptr_t)mem + off,
+				   buf + off % blen, n, &done);
+	}
+	t1 = rp_now_ns();
+	*mbps = (double)len / 1e6 / ((double)(t1 - t0) / 1e9);
+	close(uffd);
+out:
+	munmap(buf, blen);
+	munmap(mem, len);
+	return ret;
+}
+
+static void fill_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rpage-bench fill [options]\n"
+		"  -t, --transport LIST  local,tcp[,rdma] (default local,tcp)\n"
+		"  -c, --connect H:P     a running rpage-server (its first region: an image from\n"
+		"                        `rpage-bench mkimage FILE SIZE`, seed 1) instead\n"
+		"                        of one started in-process on 127.0.0.1\n"
+		"      --host ADDR       the in-process server's address (for rdma: the\n"
+		"                        RoCE interface's)\n"
+		"  -s, --size BYTES      region size (default 256M)\n"
+		"      --page-size 4k|2M (2M needs reserved huge pages)\n"
+		"  -r, --rounds R        interleaved rounds; figures are medians (default 3)\n"
+		"      --chunk BYTES     fill bytes per request (default: the library's, 1M)\n"
+		"      --depth N         fill requests in flight (default: the library's, 4)\n"
+		"      --json FILE       results as JSON\n"
+		"  -v, --verbose         per fill: on-CPU time of the fill, fault (placement)\n"
+		"                        and server threads (where the time goes)\n");
+}
+
+int cmd_fill(int argc, char **argv)
+{
+	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST };
+	static const struct option lo[] = {
+		{ "transport", required_argument, NULL, 't' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "size", required_argument, NULL, 's' },
+		{ "page-size", required_argument, NULL, O_PS },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "chunk", required_argument, NULL, O_CHUNK },
+		{ "depth", required_argument, NULL, O_DEPTH },
+		{ "json", required_argument, NULL, O_JSON },
+		{ "host", required_argument, NULL, O_HOST },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct fill_line lines[MAX_LINES];
+	struct rpage_attach_opts opts = { 0 };
+	struct bench_env env;
+	struct bench_raw raw;
+	enum rpage_transport ts[4];
+	const char *tlist = "local,tcp", *connect = NULL, *json = NULL;
+	uint64_t size = 256u << 20, psize = RP_PAGE_4K, bad = 0;
+	unsigned rounds = 3, nl = 0;
+	struct fill_line *rawl = NULL, *tcpl = NULL, *locl = NULL, *placel;
+	bool raw_ok = false, want_rdma = false, verbose = false;
+	const char *host = NULL;
+	int64_t v;
+	int o, nt, ret = 0;
+
+	while ((o = getopt_long(argc, argv, "t:c:s:r:vh", lo, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			tlist = optarg;
+			break;
+		case 'c':
+			connect = optarg;
+			break;
+		case 'r':
+			rounds = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+		case O_PS:
+		case O_CHUNK:
+			v = bench_parse_size(optarg);
+			if (v <= 0 || v > UINT32_MAX * (o == 's' ? 1024ll : 1ll)) {
+				fprintf(stderr, "rpage-bench fill: bad size '%s'\n", optarg);
+				return 2;
+			}
+			if (o == 's')
+				size = (uint64_t)v;
+			else if (o == O_PS)
+				psize = (uint64_t)v;
+			else
+				opts.fill_chunk = (uint32_t)v;
+			break;
+		case O_DEPTH:
+			opts.fill_depth = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case O_JSON:
+			json = optarg;
+			break;
+		case O_HOST:
+			host = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			fill_usage(stdout);
+			return 0;
+		default:
+			fill_usage(stderr);
+			return 2;
+		}
+	}
+	if ((psize != RP_PAGE_4K && psize != (2u << 20)) || size % psize ||
+	    !rounds || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "rpage-bench fill: --size a multiple of --page-size (4k or 2M), --rounds 1..%d\n",
+			MAX_ROUNDS);
+		return 2;
+	}
+	nt = bench_parse_transports(tlist, ts, 4);
+	if (nt < 0)
+		return 2;
+	if (!getenv("RPAGE_LOG"))
+		rpage_set_log_level(RPAGE_LOG_WARN);
+	for (int i = 0; i < nt; i++)
+		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
+	if (bench_env_open_ex(&env, connect, host, want_rdma, size,
+			      (uint32_t)psize))
+		return 1;
+	if (env.img_len < size) {
+		fprintf(stderr, "rpage-bench fill: the server's region holds only %" PRIu64 " bytes\n",
+			env.img_len);
+		bench_env_close(&env);
+		return 1;
+	}
+
+	locl = &lines[nl++];
+	snprintf(locl->name, sizeof(locl->name), "local");
+	locl->t = RPAGE_TRANSPORT_LOCAL;
+	for (int i = 0; i < nt; i++) {
+		struct fill_line *l;
+
+		if (ts[i] == RPAGE_TRANSPORT_LOCAL)
+			continue;
+		l = &lines[nl++];
+		snprintf(l->name, sizeof(l->name), "%s", rpage_transport_name(ts[i]));
+		l->t = ts[i];
+		if (ts[i] == RPAGE_TRANSPORT_TCP)
+			tcpl = l;
+	}
+	rawl = &lines[nl++];
+	snprintf(rawl->name, sizeof(rawl->name), "raw-tcp");
+	placel = &lines[nl++];
+	snprintf(placel->name, sizeof(placel->name), "uffd-copy");
+	for (int i = 0; i < nt; i++)
+		if (ts[i] == RPAGE_TRANSPORT_RDMA) {
+			struct fill_line *l = &lines[nl++];
+
+			snprintf(l->name, sizeof(l->name), "raw-rdma");
+			l->t = 0;
+			snprintf(l->why, sizeof(l->why),
+				 "raw RDMA READ bandwidth: not built into rpage-bench yet (perftest's ib_read_bw on the same device)");
+		}
+	for (unsigned i = 0; i < nl; i++) {
+		struct fill_line *l = &lines[i];
+
+		if (l->t > 0)
+			bench_env_source(&env, l->t, &l->src, l->why, sizeof(l->why));
+	}
+	ret = bench_raw_start(&raw, 1u << 20);
+	if (ret)
+		snprintf(rawl->why, sizeof(rawl->why), "raw TCP socket: %s",
+			 strerror(-ret));
+	else
+		raw_ok = true;
+	ret = 0;
+
+	for (unsigned r = 0; r < rounds; r++) {
+		for (unsigned j = 0; j < nl; j++) {
+			struct fill_line *l = &lines[(j + r) % nl];
+			double mbps = 0;
+			int e;
+
+			if (l->why[0])
+				continue;
+			if (l == rawl) {
+				uint64_t t0 = rp_now_ns(), t1;
+
+				e = bench_raw_stream(&raw, size, 1u << 20);
+				t1 = rp_now_ns();
+				mbps = (double)size / 1e6 / ((double)(t1 - t0) / 1e9);
+			} else if (l == placel) {
+				e = place_once(size, psize, &mbps);
+			} else {
+				e = fill_once(l->src, size, psize, &opts, 120000,
+					      verbose, &mbps, &bad);
+			}
+			if (e) {
+				snprintf(l->why, sizeof(l->why), "failed: %s%s",
+					 strerror(-e),
+					 e == -ENOMEM && psize != RP_PAGE_4K
+						 ? " (reserve huge pages: /proc/sys/vm/nr_hugepages)"
+						 : "");
+				fprintf(stderr, "rpage-bench fill: %s: %s\n", l->name, l->why);
+				continue;
+			}
+			l->mbps[l->n++] = mbps;
+		}
+	}
+	for (unsigned i = 0; i < nl; i++) {
+		double s[MAX_ROUNDS];
+
+		memcpy(s, lines[i].mbps, sizeof(s));
+		qsort(s, lines[i].n, sizeof(double), cmp_double);
+		lines[i].median = lines[i].n ? s[(lines[i].n - 1) / 2] : 0;
+	}
+
+	bench_machine_print(stdout);
+	printf("# rpage-bench fill: %s server %s:%s, region %" PRIu64 " MiB, page %" PRIu64
+	       " B, %u interleaved rounds (median shown), no faults: pure background fill\n",
+	       env.remote ? "remote" : "in-process", env.host, env.port,
+	       size >> 20, psize, rounds);
+	printf("# raw-tcp = the same byte count streamed over a plain loopback socket (1 MiB writes)\n");
+	printf("# uffd-copy = UFFDIO_COPY of the region in 256 KiB calls from a hot buffer: the placement ceiling\n");
+	printf(" %-10s %-12s %-12s %-10s %s\n", "path", "bytes", "MB/s", "vs raw-tcp", "rounds MB/s");
+	for (unsigned i = 0; i < nl; i++) {
+		struct fill_line *l = &lines[i];
+
+		if (l->why[0] && !l->n) {
+			printf(" %-10s %-12" PRIu64 " %-12s %-10s not measured: %s\n",
+			       l->name, size, "-", "-", l->why);
+			continue;
+		}
+		printf(" %-10s %-12" PRIu64 " %-12.1f ", l->name, size, l->median);
+		if (rawl->n && l->t > 0)
+			printf("%-10.2f", bench_ratio(l->median, rawl->median));
+		else
+			printf("%-10s", l == rawl ? "1.00" : "-");
+		printf(" ");
+		for (unsigned k = 0; k < l->n; k++)
+			printf("%s%.0f", k ? " " : "", l->mbps[k]);
+		printf("\n");
+	}
+	if (bad)
+		printf("# ERROR: %" PRIu64 " spot-checked words did not hold the image's bytes\n", bad);
+	if (tcpl && tcpl->n && rawl->n)
+		bench_target(stdout, "tcp fill / raw tcp stream",
+			     bench_ratio(tcpl->median, rawl->median), 0.80,
+			     true);
+	fflush(stdout);
+
+	if (json) {
+		FILE *f = fopen(json, "w");
+
+		if (!f) {
+			fprintf(stderr, "rpage-bench fill: %s: %s\n", json, strerror(errno));
+			ret = -errno;
+		} else {
+			fprintf(f, "{\"command\":\"fill\",\"bytes\":%" PRIu64 ",\"page_size\":%" PRIu64
+				   ",\"rounds\":%u,\"server\":\"%s\",\"machine\":",
+				size, psize, rounds, env.remote ? "remote" : "in-process");
+			bench_machine_json(f);
+			fprintf(f, ",\"baseline\":\"raw-tcp\",\"results\":[");
+			for (unsigned i = 0; i < nl; i++) {
+				struct fill_line *l = &lines[i];
+
+				fprintf(f, "%s\n{\"name\":", i ? "," : "");
+				bench_json_str(f, l->name);
+				if (!l->n) {
+					fprintf(f, ",\"available\":false,\"reason\":");
+					bench_json_str(f, l->why);
+					fputc('}', f);
+					continue;
+				}
+				fprintf(f, ",\"available\":true,\"MBps\":%.1f,\"rounds_MBps\":[", l->median);
+				for (unsigned k = 0; k < l->n; k++)
+					fprintf(f, "%s%.1f", k ? "," : "", l->mbps[k]);
+				fprintf(f, "]");
+				if (rawl->n)
+					fprintf(f, ",\"ratio_raw\":%.3f", bench_ratio(l->median, rawl->median));
+				fputc('}', f);
+			}
+			fprintf(f, "],\"targets\":[");
+			if (tcpl && tcpl->n && rawl->n) {
+				double q = bench_ratio(tcpl->median, rawl->median);
+
+				fprintf(f, "{\"what\":\"tcp fill / raw tcp stream\",\"value\":%.3f,\"limit\":0.8,\"at_least\":true,\"pass\":%s}",
+					q, q >= 0.8 ? "true" : "false");
+			}
+			fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", bad);
+			if (fclose(f))
+				ret = -EIO;
+		}
+	}
+	for (unsigned i = 0; i < nl; i++)
+		if (lines[i].src)
+			rpage_source_close(lines[i].src);
+	if (raw_ok)
+		bench_raw_stop(&raw);
+	bench_env_close(&env);
+	if (ret || bad)
+		return 1;
+	for (unsigned i = 0; i < nl; i++)
+		if (!strncmp(lines[i].why, "failed", 6))
+			return 1;
+	return 0;
+}
