@@ -15,9 +15,9 @@ int main(int argc, char **argv)
 								: RPAGE_LOG_ERR + 0);
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
-	if (register_proto_tests() || register_fc_tests() ||
+	if (register_proto_tests() || register_proto_rdma_tests() || register_fc_tests() ||
 	    register_util_tests() || register_uffd_tests() ||
-	    register_attach_tests()) {
+	    register_attach_tests() || register_live_tests()) {
 		fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
 		return 2;
 	}

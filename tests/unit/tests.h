@@ -6,10 +6,12 @@
 
 /* Each test file registers its suite. */
 int register_proto_tests(void);
+int register_proto_rdma_tests(void);
 int register_fc_tests(void);
 int register_util_tests(void);
 int register_uffd_tests(void);
 int register_attach_tests(void);
+int register_live_tests(void);
 
 #define ADD(s, fn)                                      \
 	do {                                            \

@@ -1,0 +1,23 @@
+#!/bin/sh
+# A process maps hugetlb memory with MAP_NORESERVE and no huge page is left:
+# the kernel answers UFFDIO_COPY with EEXIST while the process keeps
+# faulting. The handler must notice, fail that process with a clear
+# message, and not spin forever.
+. "$(dirname "$0")/lib.sh"
+old=$(cat /proc/sys/vm/nr_hugepages)
+free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+[ "$free" = 0 ] || { echo 0 > /proc/sys/vm/nr_hugepages 2>/dev/null || skip "cannot release huge pages (not root?)"; }
+AT_EXIT='echo "$old" > /proc/sys/vm/nr_hugepages'
+[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" = 0 ] || skip "huge pages are in use by someone else"
+"$BIN/rpage-bench" mkimage "$WORK/img" 8M 6
+start_client --local "$WORK/img"
+"$BIN/rpage-bench" guest --uffd-socket "$SOCK" --size 8M --page-size 2M --no-reserve \
+	--seed 6 >"$WORK/guest.log" 2>&1 &
+g=$!
+PIDS="$PIDS $g"
+wait_line "$WORK/client.log" "FAILED" 30
+grep -q "keeps faulting although the kernel reports it present" "$WORK/client.log" || fail "no clear message"
+kill -0 "$CLI_PID" || fail "client died"
+kill -9 "$g"
+wait_line "$WORK/client.log" "has gone"
+grep "keeps faulting" "$WORK/client.log"

@@ -1,0 +1,375 @@
+#!/bin/sh
+# rdma-e2e.sh [VARIANT...] -- guest payload: rpage over real verbs (soft-RoCE).
+#
+# Run from the host (tests/rdma/run-rdma-tests.sh does this):
+#   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [VARIANT...]]
+# PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench.
+#
+# VARIANTs (default: nodev single pair loss measure, in one boot):
+#   nodev    no RDMA device at all: --transport rdma fails with a clear
+#            message; auto picks tcp and every byte still arrives
+#   single   rxe0 on dummy0, both ends on it: rpage-server + rpage-client
+#            --transport rdma + rpage-bench guest, every byte verified; the
+#            server must have served 0 page requests (one-sided READs only);
+#            regions split into 1 MiB memory regions (RPAGE_RDMA_MAX_MR);
+#            an injected completion error gives a clear message naming the
+#            page offset and the device, and no page is corrupted
+#   pair     rxe0 on vA <-> rxe1 on vB, client bound with --rdma-dev rxe1
+#   loss     pair + netem loss 1% on both ends (ACK timeout 14: fast recovery)
+#   measure  rxe_single: the same workload over --transport rdma and tcp;
+#            prints "RDMA-VS-TCP ..." lines (fault latency p50/p99, fill
+#            rate, server CPU per fault) for docs/PERFORMANCE.md
+# Env: E2E_SIZE (default 16M) image size, E2E_MEASURE_SIZE (default 16M).
+# guest-init has already sourced guest-lib.sh.
+set -eu
+
+here=$(pwd)
+BIN=${RPAGE_BIN:-$here}
+variants=${*:-nodev single pair loss measure}
+size=${E2E_SIZE:-16M}
+msize=${E2E_MEASURE_SIZE:-16M}
+PORT=7000
+W=/tmp/e2e
+mkdir -p $W
+export RPAGE_RDMA_ACK_TIMEOUT=${RPAGE_RDMA_ACK_TIMEOUT:-14}
+VERBOSE=
+[ "${E2E_VERBOSE:-0}" = 0 ] || VERBOSE=-v
+
+for b in rpage-server rpage-client rpage-bench; do
+	[ -x "$BIN/$b" ] || rpage_die "rdma-e2e: $BIN/$b missing from the payload"
+done
+
+# ---- helpers ----------------------------------------------------------------
+
+# wait_file PATH [SECS [PID]]: fails early when PID exits
+wait_file() {
+	local n=0
+	while [ ! -e "$1" ]; do
+		[ $n -lt $((${2:-20} * 10)) ] || { echo "rdma-e2e: $1 did not appear" >&2; return 1; }
+		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+			echo "rdma-e2e: process $3 exited before $1 appeared" >&2
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+# wait_pid PID SECS: wait for PID to exit (its status), or kill it and
+# return 124
+wait_pid() {
+	local n=0 rc=0
+	while kill -0 "$1" 2>/dev/null; do
+		if [ $n -ge $(($2 * 10)) ]; then
+			echo "rdma-e2e: process $1 still running after $2 s: killing it" >&2
+			kill -KILL "$1" 2>/dev/null || true
+			wait "$1" 2>/dev/null || true
+			return 124
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+	wait "$1" || rc=$?
+	return $rc
+}
+
+# cpu_ticks PID: utime + stime of PID (clock ticks)
+cpu_ticks() {
+	local s
+	read -r s <"/proc/$1/stat"
+	s=${s##*) }
+	# shellcheck disable=SC2086
+	set -- $s
+	echo $((${12} + ${13}))
+}
+
+# json_num FILE KEY: first numeric value of "KEY": in FILE
+json_num() {
+	sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1
+}
+
+SPID=
+server_start() { # ADDR [ENV=VALUE...]
+	local addr=$1
+	shift
+	rm -f $W/server.out
+	env "$@" "$BIN/rpage-server" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img >$W/server.out 2>&1 &
+	SPID=$!
+	wait_listen $PORT 20 $SPID || { cat $W/server.out; return 1; }
+	local n=0
+	while ! grep -q 'ready on' $W/server.out; do
+		[ $n -lt 100 ] || { cat $W/server.out; return 1; }
+		sleep 0.1
+		n=$((n + 1))
+	done
+	cat $W/server.out
+}
+
+server_stop() { # prints the server's output; fails if it did not stop cleanly
+	local rc=0
+	[ -n "$SPID" ] || return 0
+	kill -TERM "$SPID" 2>/dev/null || true
+	wait_pid "$SPID" 20 || rc=$?
+	SPID=
+	sed 's/^/server: /' $W/server.out
+	return $rc
+}
+
+# run_client_guest NAME TRANSPORT [CLIENT_ARG...]: one full migration of
+# the image through rpage-client to a fresh rpage-bench guest; checks every
+# byte (the guest does) and the client's exit status. Output in $W/NAME.*
+run_client_guest() {
+	local name=$1 tr=$2 cpid crc=0 grc=0
+	shift 2
+	rm -f $W/u.sock $W/$name.json
+	"$BIN/rpage-client" $VERBOSE --connect "$RXE_SERVER_IP:$PORT" --transport "$tr" \
+		--uffd-socket $W/u.sock --once --no-progress \
+		--stats-json $W/$name.json "$@" >$W/$name.client 2>&1 &
+	cpid=$!
+	if ! wait_file $W/u.sock 30 $cpid; then
+		kill -KILL $cpid 2>/dev/null || true
+		wait $cpid || true
+		sed 's/^/client: /' $W/$name.client
+		return 1
+	fi
+	[ -z "${CPU_BEFORE_FILE:-}" ] || cpu_ticks "$SPID" >"$CPU_BEFORE_FILE"
+	rpage_timeout "${E2E_GUEST_TIMEOUT:-60}" "$BIN/rpage-bench" guest \
+		--uffd-socket $W/u.sock --size "$size" \
+		${GUEST_ARGS:-} >$W/$name.guest 2>&1 || grc=$?
+	wait_pid $cpid 20 || crc=$?
+	[ -z "${CPU_AFTER_FILE:-}" ] || cpu_ticks "$SPID" >"$CPU_AFTER_FILE"
+	sed 's/^/guest: /' $W/$name.guest
+	sed 's/^/client: /' $W/$name.client
+	[ "$grc" = 0 ] || { echo "rdma-e2e: guest failed rc=$grc" >&2; return 1; }
+	grep -q ' 0 mismatches' $W/$name.guest || { echo "rdma-e2e: guest reported mismatches" >&2; return 1; }
+	[ "$crc" = 0 ] || { echo "rdma-e2e: client failed rc=$crc" >&2; return 1; }
+	grep -q "over $tr\$" $W/$name.client || [ "$tr" = auto ] ||
+		{ echo "rdma-e2e: client did not use $tr" >&2; return 1; }
+	return 0
+}
+
+# ---- tests --------------------------------------------------------------------
+
+# no device: rdma fails clearly, auto falls back to tcp
+t_nodev_rdma_fails() {
+	local rc=0
+	"$BIN/rpage-server" --listen 127.0.0.1:$PORT --region mem=$W/img >$W/server.out 2>&1 &
+	SPID=$!
+	wait_listen $PORT 20 $SPID || return 1
+	sleep 0.2
+	grep -q 'no RDMA' $W/server.out || { cat $W/server.out; echo "rdma-e2e: server did not say it has no RDMA" >&2; return 1; }
+	"$BIN/rpage-client" --connect 127.0.0.1:$PORT --transport rdma \
+		--uffd-socket $W/u.sock --once >$W/nodev.client 2>&1 || rc=$?
+	cat $W/nodev.client
+	server_stop >/dev/null || true
+	[ "$rc" != 0 ] || { echo "rdma-e2e: --transport rdma succeeded without a device" >&2; return 1; }
+	grep -q -- '--transport rdma: no RDMA device' $W/nodev.client ||
+		{ echo "rdma-e2e: no clear 'no RDMA device' message" >&2; return 1; }
+}
+
+t_nodev_auto_tcp() {
+	RXE_SERVER_IP=127.0.0.1
+	server_start 127.0.0.1 || return 1
+	run_client_guest nodev-auto auto || { server_stop; return 1; }
+	server_stop || return 1
+	grep -q 'using tcp' $W/nodev-auto.client || { echo "rdma-e2e: auto did not say it chose tcp" >&2; return 1; }
+	grep -q 'over tcp$' $W/nodev-auto.client
+}
+
+# a full migration over RDMA; the server must not have served any page
+t_rdma() { # NAME [CLIENT_ARG...]
+	local name=$1
+	shift
+	server_start "$RXE_SERVER_IP" ${SERVER_ENV:-} || return 1
+	grep -q 'RDMA on' $W/server.out || { server_stop; echo "rdma-e2e: server has no RDMA listener" >&2; return 1; }
+	run_client_guest "$name" rdma "$@" || { server_stop; return 1; }
+	server_stop >$W/$name.server || { cat $W/$name.server; return 1; }
+	cat $W/$name.server
+	grep -q 'using rdma on' $W/$name.client || { echo "rdma-e2e: client did not report rdma" >&2; return 1; }
+	grep -q ' 0 page requests' $W/$name.server ||
+		{ echo "rdma-e2e: the server served page requests: not one-sided" >&2; return 1; }
+}
+
+# auto with devices on both ends picks rdma
+t_auto_rdma() {
+	server_start "$RXE_SERVER_IP" || return 1
+	run_client_guest auto-rdma auto "$@" || { server_stop; return 1; }
+	server_stop >/dev/null || return 1
+	grep -q 'transport auto: using rdma' $W/auto-rdma.client &&
+		grep -q 'over rdma$' $W/auto-rdma.client
+}
+
+# an injected completion error: clear message naming offset and device, the
+# attachment fails, no corrupted page, nothing hangs
+t_inject() {
+	local cpid gpid rc=0
+	server_start "$RXE_SERVER_IP" || return 1
+	rm -f $W/u.sock
+	RPAGE_RDMA_FAIL_AFTER=40 "$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
+		--transport rdma --uffd-socket $W/u.sock --no-progress --fill-depth 2 \
+		>$W/inject.client 2>&1 &
+	cpid=$!
+	wait_file $W/u.sock 30 $cpid || rc=1
+	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/inject.guest 2>&1 &
+	gpid=$!
+	n=0
+	while ! grep -q 'FAILED' $W/inject.client && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 0.5
+	kill -KILL $gpid 2>/dev/null || true
+	wait $gpid 2>/dev/null || true
+	# the client must stop promptly (nothing waits forever on a dead QP)
+	kill -TERM $cpid 2>/dev/null || true
+	n=0
+	while kill -0 $cpid 2>/dev/null && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 $cpid 2>/dev/null; then
+		echo "rdma-e2e: the client did not stop after the error" >&2
+		kill -KILL $cpid
+		rc=1
+	fi
+	wait $cpid 2>/dev/null || true
+	server_stop >/dev/null || rc=1
+	sed 's/^/client: /' $W/inject.client
+	sed 's/^/guest: /' $W/inject.guest
+	grep -q "RDMA READ of page at offset 0x[0-9a-f]* of region 'mem' from .* on device $RXE_CLIENT_DEV failed: remote access error" $W/inject.client ||
+		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
+	grep -q 'FAILED' $W/inject.client || { echo "rdma-e2e: the attachment did not fail" >&2; return 1; }
+	if grep -q MISMATCH $W/inject.guest; then
+		echo "rdma-e2e: a page was corrupted" >&2
+		return 1
+	fi
+	return $rc
+}
+
+# the server dies mid-migration: READs fail (retry exceeded or flushed),
+# the client says so, no page is corrupted and nothing waits forever
+t_server_dies() {
+	local cpid gpid rc=0 n=0
+	server_start "$RXE_SERVER_IP" || return 1
+	rm -f $W/u.sock
+	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
+		--uffd-socket $W/u.sock --no-progress >$W/dies.client 2>&1 &
+	cpid=$!
+	wait_file $W/u.sock 30 $cpid || rc=1
+	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/dies.guest 2>&1 &
+	gpid=$!
+	sleep 1
+	kill -KILL "$SPID"
+	wait "$SPID" 2>/dev/null || true
+	SPID=
+	while ! grep -q 'FAILED\|is complete' $W/dies.client && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	kill -KILL $gpid 2>/dev/null || true
+	wait $gpid 2>/dev/null || true
+	kill -TERM $cpid 2>/dev/null || true
+	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
+	sed 's/^/client: /' $W/dies.client
+	sed 's/^/guest: /' $W/dies.guest
+	if grep -q 'is complete' $W/dies.client; then
+		echo "rdma-e2e: the migration completed before the server died (nothing tested)" >&2
+		return 1
+	fi
+	grep -q "RDMA READ of page at offset 0x[0-9a-f]* of region 'mem' .* on device $RXE_CLIENT_DEV failed" $W/dies.client ||
+		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
+	! grep -q MISMATCH $W/dies.guest || { echo "rdma-e2e: a page was corrupted" >&2; return 1; }
+	return $rc
+}
+
+# the same workload over rdma and tcp in this boot; prints the ratios
+measure_one() { # TRANSPORT
+	local tr=$1 b a
+	server_start "$RXE_SERVER_IP" || return 1
+	# faults only: latency and server CPU per fault
+	CPU_BEFORE_FILE=$W/m-$tr.cpu0 CPU_AFTER_FILE=$W/m-$tr.cpu1
+	GUEST_ARGS="--order rand"
+	run_client_guest m-$tr-fault "$tr" --no-fill || { server_stop; return 1; }
+	CPU_BEFORE_FILE= CPU_AFTER_FILE=
+	# fill: background fill rate (the guest touches 1% and then waits on
+	# the sequential check)
+	GUEST_ARGS="--touch 0.01"
+	run_client_guest m-$tr-fill "$tr" || { server_stop; return 1; }
+	GUEST_ARGS=
+	server_stop >$W/m-$tr.server || return 1
+	b=$(cat $W/m-$tr.cpu0)
+	a=$(cat $W/m-$tr.cpu1)
+	echo "$tr $(json_num $W/m-$tr-fault.json p50) $(json_num $W/m-$tr-fault.json p99)" \
+		"$(json_num $W/m-$tr-fault.json faults) $((a - b))" \
+		"$(json_num $W/m-$tr-fill.json bytes_fill) $(json_num $W/m-$tr-fill.json resident_s)" >$W/m-$tr.res
+}
+
+t_measure() {
+	measure_one rdma || return 1
+	measure_one tcp || return 1
+	awk -v hz=100 '
+	{ t[$1] = 1; p50[$1] = $2; p99[$1] = $3; f[$1] = $4; cpu[$1] = $5;
+	  mbs[$1] = ($7 > 0) ? $6 / 1e6 / $7 : 0 }
+	END {
+		for (k in t)
+			printf "RDMA-VS-TCP %s: fault p50 %.1f us, p99 %.1f us, %d faults, server CPU %.1f us/fault, fill %.1f MB/s\n",
+				k, p50[k], p99[k], f[k], f[k] ? cpu[k] * 1e6 / hz / f[k] : 0, mbs[k]
+		printf "RDMA-VS-TCP ratio rdma/tcp: fault p50 %.2f, p99 %.2f, fill rate %.2f, server CPU per fault %.3f\n",
+			p50["rdma"] / p50["tcp"], p99["rdma"] / p99["tcp"],
+			mbs["tcp"] ? mbs["rdma"] / mbs["tcp"] : 0,
+			cpu["tcp"] ? cpu["rdma"] / cpu["tcp"] : 0
+	}' $W/m-rdma.res $W/m-tcp.res
+}
+
+# ---- main ---------------------------------------------------------------------
+
+"$BIN/rpage-bench" mkimage $W/img "$size" || rpage_die "mkimage failed"
+for v in $variants; do
+	echo "rdma-e2e: ===== variant $v ====="
+	case $v in
+	nodev)
+		[ -z "$(ls /sys/class/infiniband 2>/dev/null)" ] || rpage_die "nodev: RDMA devices exist"
+		run_test nodev/rdma-fails-clearly t_nodev_rdma_fails
+		run_test nodev/auto-picks-tcp t_nodev_auto_tcp
+		continue
+		;;
+	single)
+		rxe_single
+		SERVER_ENV=RPAGE_RDMA_MAX_MR=1048576
+		run_test single/rdma-split-mr t_rdma single
+		SERVER_ENV=
+		run_test single/auto-picks-rdma t_auto_rdma
+		run_test single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
+		run_test single/completion-error t_inject
+		run_test single/server-dies t_server_dies
+		;;
+	pair)
+		rxe_pair
+		run_test pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
+		;;
+	loss)
+		rxe_pair
+		rxe_loss 1
+		run_test loss/rdma t_rdma loss --rdma-dev "$RXE_CLIENT_DEV"
+		;;
+	measure)
+		rxe_single
+		if [ "$msize" != "$size" ]; then
+			"$BIN/rpage-bench" mkimage $W/img "$msize" || rpage_die "mkimage failed"
+		fi
+		size=$msize
+		run_test measure/rdma-vs-tcp t_measure
+		# the library's fill and fault paths alone, same boot (figures
+		# only: rpage-bench's own checks decide, these do not gate)
+		echo "rdma-e2e: INFO: rpage-bench fill -t tcp,rdma --host $RXE_SERVER_IP -s $msize -r 3"
+		rpage_timeout 300 "$BIN/rpage-bench" fill -t tcp,rdma --host "$RXE_SERVER_IP" -s "$msize" -r 3 ||
+			echo "rdma-e2e: INFO: rpage-bench fill failed rc=$?"
+		echo "rdma-e2e: INFO: rpage-bench fault -t tcp,rdma --host $RXE_SERVER_IP -n 1000 -r 3 --batch 2048 --image-size $msize"
+		rpage_timeout 300 "$BIN/rpage-bench" fault -t tcp,rdma --host "$RXE_SERVER_IP" -n 1000 -r 3 --batch 2048 \
+			--image-size "$msize" || echo "rdma-e2e: INFO: rpage-bench fault failed rc=$?"
+		;;
+	*) rpage_die "rdma-e2e: unknown variant '$v'" ;;
+	esac
+	rxe_teardown
+done
+summary

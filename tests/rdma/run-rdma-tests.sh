@@ -1,0 +1,48 @@
+#!/bin/bash
+# run-rdma-tests.sh [VARIANT...] -- host side of the RDMA end-to-end tests.
+#
+# Builds a payload directory from $B/bin (rpage-server, rpage-client,
+# rpage-bench) and tests/rdma/rdma-e2e.sh, boots the soft-RoCE guest with
+# tests/rdma/vm-run.sh and returns its exit status: 0 all passed, 77 QEMU
+# cannot run here at all (skip), anything else a failure.
+#
+# VARIANTs are passed to rdma-e2e.sh (default: nodev single pair loss
+# measure). Env:
+#   B=build                 build directory holding bin/ (as make passes it)
+#   RPAGE_VM_DIR=build/vm   where vm-build.sh caches the kernel and initramfs
+#   RPAGE_E2E_TIMEOUT=900   host-side limit for the whole boot, seconds
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$top/$B ;; esac
+vmdir=${RPAGE_VM_DIR:-$top/build/vm}
+timeout_s=${RPAGE_E2E_TIMEOUT:-900}
+
+for b in rpage-server rpage-client rpage-bench; do
+	if [ ! -x "$B/bin/$b" ]; then
+		echo "run-rdma-tests: $B/bin/$b is missing: run make first" >&2
+		exit 1
+	fi
+done
+# never more than one QEMU on this machine: wait for another run to end
+n=0
+while pgrep -f qemu-system >/dev/null 2>&1; do
+	[ $n -lt 600 ] || { echo "run-rdma-tests: another QEMU is still running after 10 min" >&2; exit 1; }
+	[ $n != 0 ] || echo "run-rdma-tests: waiting for another QEMU to finish" >&2
+	sleep 1
+	n=$((n + 1))
+done
+payload=$(mktemp -d "${TMPDIR:-/tmp}/rpage-rdma-payload.XXXXXX")
+trap 'rm -rf "$payload"' EXIT
+cp "$B/bin/rpage-server" "$B/bin/rpage-client" "$B/bin/rpage-bench" "$payload/"
+cp "$here/rdma-e2e.sh" "$payload/"
+rc=0
+"$here/vm-run.sh" "$vmdir" "$payload" rdma-e2e.sh "$timeout_s" "$@" || rc=$?
+case $rc in
+0) echo "run-rdma-tests: PASS" ;;
+77) echo "run-rdma-tests: SKIP (QEMU cannot run here)" ;;
+*) echo "run-rdma-tests: FAIL (rc=$rc)" ;;
+esac
+exit $rc
