@@ -65,6 +65,7 @@ int rp_tcp_connect(const char *host, const char *port)
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
+			rp_tcp_liveness(fd);
 			break;
 		}
 		e = -errno;
@@ -73,6 +74,18 @@ int rp_tcp_connect(const char *host, const char *port)
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+void rp_tcp_liveness(int fd)
+{
+	int on = 1, idle = 5, intvl = 2, cnt = 3;
+	unsigned int uto = 15000;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
 }
 
 void rp_peer_name(int fd, char *buf, size_t len)

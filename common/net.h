@@ -9,6 +9,10 @@ int rp_tcp_listen(const char *host, const char *port, int backlog);
 /* Connected TCP socket with TCP_NODELAY. fd or -errno (-EHOSTUNREACH etc.;
  * -ENOENT when the name does not resolve). */
 int rp_tcp_connect(const char *host, const char *port);
+/* Every rpage TCP connection detects a silent peer: keepalive probes
+ * after 5 s idle (3 x 2 s) and TCP_USER_TIMEOUT of 15 s on unacknowledged
+ * data, so a vanished host ends the transfer with an error, not a hang. */
+void rp_tcp_liveness(int fd);
 /* "a.b.c.d:port" of the peer (or "?"). */
 void rp_peer_name(int fd, char *buf, size_t len);
 /* Local port of a bound socket, or -errno. */

@@ -248,14 +248,3 @@ int rp_live_status_decode(const uint8_t *p, size_t len,
 	return 0;
 }
 
-void rp_live_sock_tune(int fd)
-{
-	int on = 1, idle = 5, intvl = 2, cnt = 3;
-	unsigned int uto = 15000;
-
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
-}

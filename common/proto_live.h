@@ -108,9 +108,5 @@ int rp_live_status_decode(const uint8_t *p, size_t len,
 			  struct rp_live_status *m, const char **why);
 const char *rp_live_msg_name(unsigned type);
 
-/* Live connections detect a silent peer: keepalive probes after 5 s idle
- * (3 × 2 s) and TCP_USER_TIMEOUT of 15 s on unacknowledged data, so a
- * vanished host ends the migration with an error instead of a hang. */
-void rp_live_sock_tune(int fd);
 
 #endif

@@ -38,6 +38,7 @@ struct rpage_live_source {
 	uint32_t psize;
 	struct rpage_live_opts o;
 	int ctl;
+	bool peer_refused; /* the destination answered with ERROR */
 	int *strm;
 	uint64_t session;
 	char peer[300];
@@ -87,6 +88,12 @@ RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 {
 	struct rpage_live_source *s;
 
+	/* the switchover names the pages to drop in one frame, a bit each */
+	if (length / RP_PAGE_4K / 8 + 64 > RP_MAX_FRAME) {
+		rp_err("a live region of %" PRIu64 " bytes is too large: at most %" PRIu64 " GiB",
+		       length, (uint64_t)(RP_MAX_FRAME - 64) * 8 * RP_PAGE_4K >> 30);
+		return -EFBIG;
+	}
 	if (!mem || !opts || page_size != RP_PAGE_4K || !length ||
 	    length % page_size || (uintptr_t)mem % page_size ||
 	    (unsigned)opts->mode > RPAGE_LIVE_POSTCOPY ||
@@ -186,8 +193,10 @@ static int ctl_expect(struct rpage_live_source *s, uint16_t want,
 	}
 	if (ret)
 		return ret;
-	if (h.type == RP_MSG_ERROR)
+	if (h.type == RP_MSG_ERROR) {
+		s->peer_refused = true; /* it answered, so it did not act */
 		return peer_error(s, buf, h.len);
+	}
 	if (h.type != want) {
 		rp_err("destination %s sent %s where %s was expected", s->peer,
 		       rp_live_msg_name(h.type), rp_live_msg_name(want));
@@ -216,7 +225,7 @@ static int live_connect(struct rpage_live_source *s, const char *host,
 		       strerror(-fd));
 		return fd;
 	}
-	rp_live_sock_tune(fd);
+	rp_tcp_liveness(fd);
 	ret = rp_send_frame(fd, RP_MSG_LIVE_HELLO, 1, buf,
 			    (uint32_t)rp_live_hello_encode(buf, &h));
 	if (!ret)
@@ -649,9 +658,11 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 		rp_err("destination %s: %s", s->peer, why);
 		ret = -EPROTO;
 	}
-	if (!ret && ack.status) {
-		/* the destination says it failed: it did not resume */
-		ret = -ack.status;
+	if ((!ret && ack.status) || (ret && s->peer_refused)) {
+		/* the destination says it failed, or rejected the message
+		 * with an ERROR frame: either way it did not resume */
+		if (!ret)
+			ret = -ack.status;
 		resume_here(s, "the destination refused the switchover", ret);
 		goto out;
 	}
