@@ -29,6 +29,8 @@
 #include "server_int.h"
 
 #define SRV_MAX_REGIONS RP_MAX_REGIONS
+#define SRV_MAX_CONNS 1024       /* threads are per connection: bound them */
+#define SRV_HELLO_TIMEOUT_S 10   /* a peer must say HELLO within this */
 
 struct srv_conn {
 	struct rpage_server *srv;
@@ -420,8 +422,16 @@ static int serve(struct srv_conn *c)
 	int ret;
 
 	ret = do_hello(c);
+	if (ret == -EAGAIN || ret == -EWOULDBLOCK) {
+		rp_warn("client %s: no HELLO within %d s: closing the connection",
+			c->peer, SRV_HELLO_TIMEOUT_S);
+		return -ETIMEDOUT;
+	}
 	if (ret)
 		return ret;
+	/* an urgent connection may rightly stay idle for hours */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 0 },
+		   sizeof(struct timeval));
 	for (;;) {
 		ret = rp_recv_frame(c->fd, &h, buf, sizeof(buf), &why);
 		if (ret == -ECONNRESET)
@@ -497,16 +507,19 @@ static void *conn_main(void *arg)
 
 	rp_thread_name("rpage/srv/conn");
 	ret = serve(c);
-	if (ret && ret != -EPROTO && ret != -EPIPE && ret != -ECONNRESET)
+	if (ret && ret != -EPROTO && ret != -EPIPE && ret != -ECONNRESET &&
+	    ret != -ETIMEDOUT)
 		rp_warn("client %s: connection ended: %s", c->peer,
 			strerror(-ret));
-	if (c->role == RP_ROLE_CONTROL)
-		srv_rdma_session_end(c->srv->rdma, c->session);
 	shutdown(c->fd, SHUT_RDWR);
-	__atomic_fetch_sub(&c->srv->st.active, 1, __ATOMIC_RELAXED);
+	/* the session is dead before its RDMA state goes, so no RDMA
+	 * connection can join it in between */
 	pthread_mutex_lock(&c->srv->lock);
 	c->done = true;
 	pthread_mutex_unlock(&c->srv->lock);
+	if (c->role == RP_ROLE_CONTROL)
+		srv_rdma_session_end(c->srv->rdma, c->session);
+	__atomic_fetch_sub(&c->srv->st.active, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -543,9 +556,17 @@ static void *accept_main(void *arg)
 	rp_thread_name("rpage/srv/acc");
 	for (;;) {
 		struct srv_conn *c;
+		struct timeval hello_to = { .tv_sec = SRV_HELLO_TIMEOUT_S };
 		int fd, one = 1;
 
-		if (poll(pf, 2, -1) < 0) {
+		/* wake once a second to join finished connections */
+		int pr = poll(pf, 2, 1000);
+
+		if (pr == 0) {
+			reap(s, false);
+			continue;
+		}
+		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
 			rp_err("poll: %s", strerror(errno));
@@ -563,7 +584,19 @@ static void *accept_main(void *arg)
 				usleep(100000);
 			continue;
 		}
+		if (__atomic_load_n(&s->st.active, __ATOMIC_RELAXED) >=
+		    SRV_MAX_CONNS) {
+			char peer[64];
+
+			rp_peer_name(fd, peer, sizeof(peer));
+			rp_warn("client %s: refused: %u connections are open already",
+				peer, SRV_MAX_CONNS);
+			close(fd);
+			continue;
+		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &hello_to, sizeof(hello_to));
+		rp_tcp_liveness(fd);
 		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);

@@ -5,6 +5,9 @@
 . "$(dirname "$0")/lib.sh"
 "$BIN/rpage-bench" mkimage "$WORK/img" 8M 4
 start_server mem="$WORK/img"
+# a peer that connects and says nothing is closed after the hello timeout
+timeout 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat <&3 >/dev/null" &
+silent=$!
 "$TBIN/rpage-badpeer" 127.0.0.1 "$PORT" $((8 << 20)) || fail "server bad-input cases"
 kill -0 "$SRV_PID" || fail "server died"
 [ "$(grep -c 'closing the connection' "$WORK/server.log")" -ge 12 ] || fail "server did not log its reasons"
@@ -30,4 +33,6 @@ expect_usage 2 "unknown transport" "$BIN/rpage-client" --connect 127.0.0.1:1 --u
 expect_usage 1 "cannot connect" "$BIN/rpage-client" --connect 127.0.0.1:1 --uffd-socket "$WORK/x.sock"
 expect_usage 1 "no region" "$BIN/rpage-client" --connect 127.0.0.1:"$PORT" --region nope --uffd-socket "$WORK/x.sock"
 expect_usage 2 "bad value" "$BIN/rpage-client" --local "$WORK/img" --uffd-socket "$WORK/x.sock" --fill-depth 0
+wait "$silent" || fail "a silent peer was not disconnected after the hello timeout"
+grep -q "no HELLO within" "$WORK/server.log" || fail "the hello timeout was not logged"
 echo "all bad inputs rejected cleanly"
