@@ -133,13 +133,20 @@ static void signal_efd(int fd)
 		rp_warn("eventfd write: %s", strerror(errno));
 }
 
-/* Fault thread only: the attachment ends (failure or process gone). */
+/* The state is written under slock by the fault or the fill thread and
+ * read anywhere. */
+static uint32_t att_state(struct rpage_attach *a)
+{
+	return __atomic_load_n(&a->st.state, __ATOMIC_ACQUIRE);
+}
+
+/* The attachment ends (failure or process gone). */
 static void set_final(struct rpage_attach *a, uint32_t state, int err)
 {
 	pthread_mutex_lock(&a->slock);
-	if (a->st.state == RPAGE_ATTACH_RUNNING ||
-	    a->st.state == RPAGE_ATTACH_COMPLETE) {
-		a->st.state = state;
+	if (att_state(a) == RPAGE_ATTACH_RUNNING ||
+	    att_state(a) == RPAGE_ATTACH_COMPLETE) {
+		__atomic_store_n(&a->st.state, state, __ATOMIC_RELEASE);
 		a->st.error = err;
 		a->t_end = rp_now_ns();
 	}
@@ -150,9 +157,10 @@ static void set_final(struct rpage_attach *a, uint32_t state, int err)
 static void page_done(struct rpage_attach *a, uint64_t n)
 {
 	a->done += n;
-	if (a->done == a->npages && a->st.state == RPAGE_ATTACH_RUNNING) {
+	if (a->done == a->npages && att_state(a) == RPAGE_ATTACH_RUNNING) {
 		pthread_mutex_lock(&a->slock);
-		a->st.state = RPAGE_ATTACH_COMPLETE;
+		__atomic_store_n(&a->st.state, RPAGE_ATTACH_COMPLETE,
+				 __ATOMIC_RELEASE);
 		a->st.resident_ns = rp_now_ns() - a->t_start;
 		pthread_mutex_unlock(&a->slock);
 		rp_source_notify_done(a->src, a->region);
@@ -230,6 +238,10 @@ static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
 		 * without a REMOVE event): fetch it below. */
 		ret = rp_uffd_wake(a->uffd, addr, a->psize);
 		raced = true;
+		if (ret) {
+			place_fatal(a, ret, addr);
+			return ret;
+		}
 	} else if (rp_bit_test(&a->zero, pg)) {
 		ret = place_zero(a, r, pg);
 	} else {
@@ -251,8 +263,9 @@ static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
 				page_done(a, 1);
 			ret = rp_uffd_wake(a->uffd, addr, a->psize);
 			raced = true;
-		} else if (ret == 0) {
-			rp_bit_set(&a->resident, pg);
+		} else if (ret == 0 && !rp_bit_set(&a->resident, pg)) {
+			/* not counted before: it may have been resident and
+			 * dropped without a REMOVE event */
 			page_done(a, 1);
 		}
 		if (ret == -EAGAIN)
@@ -481,7 +494,7 @@ static void *fault_main(void *arg)
 		ret = drain_uffd(a, &busy);
 		if (ret && ret != -EAGAIN)
 			break;
-		if (!have_slot || a->st.state > RPAGE_ATTACH_COMPLETE)
+		if (!have_slot || att_state(a) > RPAGE_ATTACH_COMPLETE)
 			continue;
 		/* faults flowing: a short slice keeps their wait short */
 		ret = place_slice(a, &a->slots[a->head],
@@ -553,6 +566,78 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 	return a->npages;
 }
 
+/*
+ * The bulk channel failed with @err: gives the batch back (clears its
+ * `queued` bits, so the sweep fetches those pages again) and reopens the
+ * channel, up to three times with a growing pause. Returns true to go on;
+ * false when stopping, or after ending the attachment as failed (faults
+ * are still served over the urgent channel, but the memory would never
+ * complete without the fill).
+ */
+static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
+			 unsigned n, int err)
+{
+	static const unsigned pause_ms[] = { 100, 1000, 5000 };
+	struct rp_chan *nc = NULL, *old;
+	bool stop;
+
+	for (unsigned k = 0; k < n; k++) {
+		const struct slot *s = &a->slots[idx[k]];
+
+		for (uint32_t i = 0; i < s->npages; i++)
+			rp_bit_clear(&a->queued, s->page + i);
+	}
+	for (unsigned t = 0; t < RP_ARRAY_SIZE(pause_ms); t++) {
+		struct timespec until;
+		int ret;
+
+		pthread_mutex_lock(&a->qlock);
+		stop = a->stopping;
+		pthread_mutex_unlock(&a->qlock);
+		if (stop)
+			return false;
+		rp_warn("background fill from %s failed (%s): reconnecting in %u ms",
+			rpage_transport_name(a->src->transport),
+			strerror(-err), pause_ms[t]);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += pause_ms[t] / 1000;
+		until.tv_nsec += (long)(pause_ms[t] % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&a->qlock);
+		while (!a->stopping &&
+		       pthread_cond_timedwait(&a->qcond, &a->qlock, &until) == 0)
+			;
+		stop = a->stopping;
+		pthread_mutex_unlock(&a->qlock);
+		if (stop)
+			return false;
+		ret = rp_source_open_chan(a->src, RP_ROLE_BULK, &nc);
+		for (unsigned i = 0; !ret && nc->ops->reg_buf && i < a->nslots; i++)
+			ret = nc->ops->reg_buf(nc, a->slots[i].buf, a->chunk);
+		if (ret) {
+			if (nc)
+				nc->ops->close(nc);
+			nc = NULL;
+			err = ret;
+			continue;
+		}
+		pthread_mutex_lock(&a->qlock);
+		old = a->bulk;
+		a->bulk = nc;
+		pthread_mutex_unlock(&a->qlock);
+		old->ops->close(old);
+		rp_info("background fill reconnected");
+		return true;
+	}
+	rp_err("background fill from %s failed for good (%s): this process's memory will not complete",
+	       rpage_transport_name(a->src->transport), strerror(-err));
+	set_final(a, RPAGE_ATTACH_FAILED, err);
+	return false;
+}
+
 static void *fill_main(void *arg)
 {
 	struct rpage_attach *a = arg;
@@ -610,16 +695,8 @@ static void *fill_main(void *arg)
 			break; /* every page is queued, resident or zero */
 		ret = a->bulk->ops->fetch(a->bulk, a->region, f, n);
 		if (ret) {
-			pthread_mutex_lock(&a->qlock);
-			stop = a->stopping;
-			pthread_mutex_unlock(&a->qlock);
-			if (!stop) {
-				rp_err("background fill from %s failed: %s",
-				       rpage_transport_name(a->src->transport),
-				       strerror(-ret));
-				/* faults keep being served over the urgent
-				 * path; the memory may still complete */
-			}
+			if (fill_recover(a, idx, n, ret))
+				continue;
 			break;
 		}
 		pthread_mutex_lock(&a->slock);
@@ -903,10 +980,13 @@ RP_EXPORT int rpage_attach_stop(struct rpage_attach *a)
 	pthread_mutex_lock(&a->qlock);
 	a->stopping = true;
 	pthread_cond_broadcast(&a->qcond);
-	pthread_mutex_unlock(&a->qlock);
-	signal_efd(a->stop_efd);
+	/* under qlock: the fill thread may be replacing its channel */
 	if (a->bulk)
 		a->bulk->ops->abort(a->bulk);
+	pthread_mutex_unlock(&a->qlock);
+	signal_efd(a->stop_efd);
+	/* a fault thread blocked on a silent server must return too */
+	a->urgent->ops->abort(a->urgent);
 	pthread_join(a->fault_thr, NULL);
 	if (a->fill_started)
 		pthread_join(a->fill_thr, NULL);

@@ -35,6 +35,7 @@ struct guest {
 	unsigned ranges, threads;
 	double touch, exit_after;
 	bool seq, rnd, quiet, noreserve;
+	unsigned long pause_ms; /* between the random and sequential phases */
 	char *mem;
 	struct rpage_range *r;
 	uint64_t npages, *perm;
@@ -145,6 +146,7 @@ static void guest_usage(FILE *f)
 		"  --exit-after FRACTION exit abruptly after that fraction of random reads\n"
 		"  --balloon BYTES       after checking, MADV_DONTNEED the first BYTES and\n"
 		"                        check they read back as zeros\n"
+		"  --pause MS            idle MS milliseconds between the two phases\n"
 		"  --no-reserve          map huge pages with MAP_NORESERVE, as a careless VMM\n"
 		"                        might (to test how a handler copes with none left)\n"
 		"  --quiet\n");
@@ -153,7 +155,7 @@ static void guest_usage(FILE *f)
 int cmd_guest(int argc, char **argv)
 {
 	enum { O_PS = 256, O_RANGES, O_SEED, O_ORDER, O_TOUCH, O_THREADS,
-	       O_EXIT, O_BALLOON, O_NORESERVE };
+	       O_EXIT, O_BALLOON, O_NORESERVE, O_PAUSE };
 	static const struct option opts[] = {
 		{ "uffd-socket", required_argument, NULL, 'u' },
 		{ "size", required_argument, NULL, 's' },
@@ -166,13 +168,14 @@ int cmd_guest(int argc, char **argv)
 		{ "exit-after", required_argument, NULL, O_EXIT },
 		{ "balloon", required_argument, NULL, O_BALLOON },
 		{ "no-reserve", no_argument, NULL, O_NORESERVE },
+		{ "pause", required_argument, NULL, O_PAUSE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct guest gs;
 	struct guest *g = &gs;
-	uint64_t features = UFFD_FEATURE_EVENT_REMOVE, t0, t_rand, t_seq;
+	uint64_t features = UFFD_FEATURE_EVENT_REMOVE, t0, t_rand, t_seq0, t_seq;
 	pthread_t th[64];
 	int o, uffd, sock, flags;
 	int64_t v;
@@ -229,6 +232,9 @@ int cmd_guest(int argc, char **argv)
 		}
 		case O_THREADS:
 			g->threads = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case O_PAUSE:
+			g->pause_ms = strtoul(optarg, NULL, 0);
 			break;
 		case O_NORESERVE:
 			g->noreserve = true;
@@ -323,6 +329,9 @@ int cmd_guest(int argc, char **argv)
 			pthread_join(th[i], NULL);
 	}
 	t_rand = rp_now_ns();
+	if (g->pause_ms)
+		usleep((useconds_t)(g->pause_ms * 1000));
+	t_seq0 = rp_now_ns();
 	if (g->seq)
 		for (uint64_t pg = 0; pg < g->npages; pg++)
 			check_page(g, pg);
@@ -351,7 +360,7 @@ int cmd_guest(int argc, char **argv)
 	       g->npages, g->psize, (double)(t_rand - t0) / 1e9,
 	       (double)rp_hist_quantile(&g->hist, 0.5) / 1e3,
 	       (double)rp_hist_quantile(&g->hist, 0.99) / 1e3,
-	       (double)g->hist.max / 1e3, (double)(t_seq - t_rand) / 1e9,
+	       (double)g->hist.max / 1e3, (double)(t_seq - t_seq0) / 1e9,
 	       g->balloon ? "balloon checked" : "no balloon", g->mismatches);
 	fflush(stdout);
 	close(sock);
