@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -16,6 +17,9 @@
 /* The installed headers may predate Linux 6.7: the kernel's values. */
 #ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
 #define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
 #endif
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
@@ -60,6 +64,7 @@ struct pm_scan_arg {
 
 struct rp_dirty {
 	enum rp_dirty_mode mode;
+	bool unpopulated_ok; /* WP applies to pages never touched */
 	char *mem;
 	uint64_t len, npages;
 	uint32_t psize;
@@ -141,7 +146,10 @@ static int open_tracker(struct rp_dirty *d, bool force_sync)
 	uint64_t tries[4] = { base | UFFD_FEATURE_WP_ASYNC,
 			      UFFD_FEATURE_WP_ASYNC, base, 0 };
 
-	for (unsigned i = force_sync ? 2 : 0; i < 4; i++) {
+	/* tests: behave as a kernel older than 6.4 (sync, no WP_UNPOPULATED) */
+	bool old_kernel = getenv("RPAGE_TEST_OLD_UFFD_WP") != NULL;
+
+	for (unsigned i = old_kernel ? 3 : force_sync ? 2 : 0; i < 4; i++) {
 		int fd = rp_uffd_open(tries[i], NULL);
 
 		if (fd == -ENOTSUP)
@@ -151,11 +159,10 @@ static int open_tracker(struct rp_dirty *d, bool force_sync)
 		d->uffd = fd;
 		d->mode = (tries[i] & UFFD_FEATURE_WP_ASYNC) ? RP_DIRTY_ASYNC
 							     : RP_DIRTY_SYNC;
+		d->unpopulated_ok = tries[i] & UFFD_FEATURE_WP_UNPOPULATED;
 		if (i == 2 || i == 3) {
 			if (!force_sync)
 				rp_warn("userfaultfd has no async write-protect (UFFD_FEATURE_WP_ASYNC, Linux >= 6.7): tracking dirty pages with synchronous write-protect faults, which costs the workload a round trip to a thread per first write");
-			if (!(tries[i] & UFFD_FEATURE_WP_UNPOPULATED))
-				rp_warn("no UFFD_FEATURE_WP_UNPOPULATED: writes to never-touched pages are not seen");
 		}
 		return 0;
 	}
@@ -215,6 +222,18 @@ int rp_dirty_start(void *mem, uint64_t len, uint32_t psize, bool force_sync,
 		if (ret)
 			goto fail;
 		d->thr_started = true;
+	}
+	/* Without UFFD_FEATURE_WP_UNPOPULATED (Linux < 6.4) write-protect
+	 * does nothing to pages with no page table entry yet, and a first
+	 * write to such a page would never be seen: map them all (to the
+	 * zero page, no memory used) before protecting. */
+	if (!d->unpopulated_ok &&
+	    madvise(mem, len, MADV_POPULATE_READ) < 0) {
+		ret = -errno;
+		rp_err("this kernel cannot write-protect unpopulated pages and MADV_POPULATE_READ failed (%s): refusing to track dirty pages that could be missed",
+		       strerror(errno));
+		ret = ret == -EINVAL ? -ENOTSUP : ret;
+		goto fail;
 	}
 	ret = wp_range(d->uffd, (uint64_t)(uintptr_t)mem, len, true);
 	if (ret) {

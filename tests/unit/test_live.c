@@ -187,6 +187,41 @@ static void t_dirty_sync(void)
 	dirty_case(true);
 }
 
+/* Writes to pages never touched before tracking started must be seen,
+ * with WP_UNPOPULATED (async, sync) and as on a kernel without it. */
+static void untouched_case(bool sync, bool old_kernel)
+{
+	const uint64_t n = 256;
+	char *m = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct rp_dirty *d = NULL;
+	struct rp_bitmap b;
+
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	m[0] = 1; /* one page populated, the rest never touched */
+	if (old_kernel)
+		setenv("RPAGE_TEST_OLD_UFFD_WP", "1", 1);
+	CU_ASSERT_EQUAL_FATAL(rp_dirty_start(m, n * 4096, 4096, sync, &d), 0);
+	unsetenv("RPAGE_TEST_OLD_UFFD_WP");
+	CU_ASSERT_EQUAL(rp_bitmap_init(&b, n), 0);
+	m[3 * 4096] = 2;
+	m[200 * 4096 + 9] = 2;
+	m[0] = 2;
+	CU_ASSERT_EQUAL(rp_dirty_collect(d, &b), 3);
+	CU_ASSERT(rp_bit_test(&b, 0) && rp_bit_test(&b, 3) &&
+		  rp_bit_test(&b, 200));
+	rp_bitmap_free(&b);
+	rp_dirty_stop(d);
+	munmap(m, n * 4096);
+}
+
+static void t_dirty_untouched(void)
+{
+	untouched_case(false, false);
+	untouched_case(true, false);
+	untouched_case(true, true);
+}
+
 int register_live_tests(void)
 {
 	CU_pSuite s = CU_add_suite("live", NULL, NULL);
@@ -199,5 +234,6 @@ int register_live_tests(void)
 	ADD(s, t_live_status);
 	ADD(s, t_dirty_async);
 	ADD(s, t_dirty_sync);
+	ADD(s, t_dirty_untouched);
 	return 0;
 }
