@@ -14,7 +14,12 @@ for f in bin/rpage-server bin/rpage-client bin/rpage-bench lib/librpage.a \
 	[ -e "$dest/opt/rpage/$f" ] || fail "not installed: $f"
 done
 grep -q '^prefix=/opt/rpage$' "$dest/opt/rpage/lib/pkgconfig/rpage.pc" || fail "rpage.pc has the wrong prefix"
-# a consumer, built with pkg-config against the installed tree
+# a consumer, built with pkg-config against the installed tree (with the
+# same sanitizers as the library when this is a sanitizer build)
+case $B in
+*san-*) san="-fsanitize=$(basename "$B" | sed 's/^san-//; s/-/,/g')" ;;
+*) san="" ;;
+esac
 cat >"$WORK/use.c" <<'C'
 #include <rpage/rpage.h>
 #include <stdio.h>
@@ -31,7 +36,7 @@ int main(void)
 }
 C
 PKG_CONFIG_PATH="$dest/opt/rpage/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest" \
-	cc -Wall -Werror -o "$WORK/use" "$WORK/use.c" \
+	cc -Wall -Werror $san -o "$WORK/use" "$WORK/use.c" \
 	$(PKG_CONFIG_PATH="$dest/opt/rpage/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags --libs rpage) \
 	|| fail "a program does not build against the installed library"
 LD_LIBRARY_PATH="$dest/opt/rpage/lib" "$WORK/use" | grep -q "rpage 0.1: tcp" || fail "the consumer does not run"
