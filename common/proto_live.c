@@ -17,6 +17,17 @@ static bool zeros(const uint8_t *p, size_t n)
 	return true;
 }
 
+bool rp_live_length_ok(uint64_t length)
+{
+	if (length / RP_PAGE_4K / 8 + 64 <= RP_MAX_FRAME)
+		return true;
+	rp_err("a live region of %llu bytes is too large: at most %llu GiB",
+	       (unsigned long long)length,
+	       (unsigned long long)((uint64_t)(RP_MAX_FRAME - 64) * 8 *
+				    RP_PAGE_4K >> 30));
+	return false;
+}
+
 const char *rp_live_msg_name(unsigned type)
 {
 	static const char *const n[] = {

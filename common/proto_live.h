@@ -10,6 +10,7 @@
 #define RP_PROTO_LIVE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -107,6 +108,10 @@ size_t rp_live_status_encode(uint8_t *out, const struct rp_live_status *m);
 int rp_live_status_decode(const uint8_t *p, size_t len,
 			  struct rp_live_status *m, const char **why);
 const char *rp_live_msg_name(unsigned type);
+
+/* The switchover names the pages to drop in one frame, a bit each: false
+ * (with a message) for a region too large for that. */
+bool rp_live_length_ok(uint64_t length);
 
 
 #endif

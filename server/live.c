@@ -88,12 +88,8 @@ RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 {
 	struct rpage_live_source *s;
 
-	/* the switchover names the pages to drop in one frame, a bit each */
-	if (length / RP_PAGE_4K / 8 + 64 > RP_MAX_FRAME) {
-		rp_err("a live region of %" PRIu64 " bytes is too large: at most %" PRIu64 " GiB",
-		       length, (uint64_t)(RP_MAX_FRAME - 64) * 8 * RP_PAGE_4K >> 30);
+	if (!rp_live_length_ok(length))
 		return -EFBIG;
-	}
 	if (!mem || !opts || page_size != RP_PAGE_4K || !length ||
 	    length % page_size || (uintptr_t)mem % page_size ||
 	    (unsigned)opts->mode > RPAGE_LIVE_POSTCOPY ||
