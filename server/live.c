@@ -585,7 +585,7 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 		char msg[512];
 
 		snprintf(msg, sizeof(msg),
-			 "pre-copy refuses to finish: %s; the workload keeps running on the source (use --mode hybrid to bound the time with post-copy)",
+			 "pre-copy refuses to finish: %s; the workload runs on here (hybrid mode bounds the time)",
 			 s->st.why);
 		set_why(s, "%s", msg);
 		send_abort(s, ETIMEDOUT, msg);
