@@ -93,4 +93,23 @@ void bench_raw_stop(struct bench_raw *r);
 int bench_raw_rtt(struct bench_raw *r, uint32_t len, bool spin);
 int bench_raw_stream(struct bench_raw *r, uint64_t total, uint32_t chunk);
 
+/* ---- perf/rawrdma.c: raw RDMA READ baselines, both ends in-process ---- */
+struct bench_rawrdma;
+/*
+ * Connects a client QP to a peer QP in this process over the RDMA device
+ * of @host (an address of the RoCE interface), the peer exposing the
+ * @img_len bytes of @memfd REMOTE_READ; the client reads into a registered
+ * buffer of @buf_len bytes with up to @depth READs in flight. 0, or -errno
+ * with the reason in @why.
+ */
+int bench_rawrdma_open(struct bench_rawrdma **out, const char *host,
+		       int memfd, uint64_t img_len, uint32_t buf_len,
+		       unsigned depth, char *why, size_t wl);
+void bench_rawrdma_close(struct bench_rawrdma *r);
+/* One READ of @len bytes at image offset @off, its completion busy-polled. */
+int bench_rawrdma_read(struct bench_rawrdma *r, uint64_t off, uint32_t len);
+/* Reads image bytes [0, @total) in @chunk-byte READs, @depth in flight. */
+int bench_rawrdma_stream(struct bench_rawrdma *r, uint64_t total,
+			 uint32_t chunk, unsigned depth);
+
 #endif

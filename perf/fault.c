@@ -13,6 +13,9 @@
  *                read would map the shared zero page and allocate nothing)
  *  - raw-tcp:    a plain 16-byte request / page-sized reply over a TCP
  *                socket on loopback with TCP_NODELAY
+ *  - raw-rdma:   with -t rdma, one plain RDMA READ of the page from an
+ *                in-process peer on the same device, busy-polled
+ *                (perf/rawrdma.c): the floor of the rdma line
  * Every line is computed from its raw samples.
  */
 #include <getopt.h>
@@ -34,7 +37,7 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
-#define MAX_LINES 8
+#define MAX_LINES 12 /* 6 lines, and with --split up to 3 fetch lines and raw-spin */
 #define MAX_ROUNDS 64
 
 enum line_kind { K_UFFD, K_ANON, K_RAW_TCP, K_RAW_RDMA, K_FETCH, K_RAW_SPIN };
@@ -53,6 +56,7 @@ struct fault_bench {
 	struct bench_env env;
 	struct bench_raw raw;
 	bool raw_ok;
+	struct bench_rawrdma *rr;
 	uint64_t psize, batch, seed, rng;
 	uint64_t iters, warmup;
 	unsigned rounds;
@@ -212,6 +216,27 @@ static int raw_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 	return 0;
 }
 
+/* One RDMA READ of a page at a random place of the image per sample. */
+static int rawrdma_batch(struct fault_bench *b, struct line *ln,
+			 uint64_t count, uint64_t skip)
+{
+	uint64_t img_pages = b->env.img_len / b->psize;
+
+	for (uint64_t i = 0; i < count + skip; i++) {
+		uint64_t off = (rnd(b) % img_pages) * b->psize, t0, t1;
+		int ret;
+
+		t0 = rp_now_ns();
+		ret = bench_rawrdma_read(b->rr, off, (uint32_t)b->psize);
+		t1 = rp_now_ns();
+		if (ret)
+			return ret;
+		if (i >= skip)
+			bench_lat_add(&ln->lat, t1 - t0);
+	}
+	return 0;
+}
+
 /* The transport's fetch alone (no userfaultfd): one page per call on an
  * urgent channel, the part of a fault that is the network's. */
 static int fetch_batch(struct fault_bench *b, struct line *ln, uint64_t count,
@@ -262,7 +287,7 @@ static int run_line(struct fault_bench *b, struct line *ln, uint64_t count)
 			ret = raw_batch(b, ln, n, skip);
 			break;
 		case K_RAW_RDMA:
-			ret = -EOPNOTSUPP;
+			ret = rawrdma_batch(b, ln, n, skip);
 			break;
 		case K_FETCH:
 			ret = fetch_batch(b, ln, n, skip);
@@ -370,7 +395,7 @@ int cmd_fault(int argc, char **argv)
 	const char *tlist = "local,tcp", *connect = NULL, *json = NULL,
 		   *cdf = NULL, *host = NULL;
 	bool want_rdma = false;
-	struct line *floor = NULL, *tcp = NULL;
+	struct line *floor = NULL, *tcp = NULL, *rdma = NULL, *rawr = NULL;
 	int64_t img = 0, v;
 	int o, nt, ret = 0;
 	bool split = false, have_raw = false;
@@ -481,13 +506,14 @@ int cmd_fault(int argc, char **argv)
 		ln = add_line(b, rpage_transport_name(ts[i]), K_UFFD, ts[i]);
 		if (ts[i] == RPAGE_TRANSPORT_TCP)
 			tcp = ln;
+		if (ts[i] == RPAGE_TRANSPORT_RDMA)
+			rdma = ln;
 	}
 	add_line(b, "anon-touch", K_ANON, 0);
 	if (tcp || !b->env.remote)
 		have_raw = add_line(b, "raw-tcp", K_RAW_TCP, 0) != NULL;
-	for (int i = 0; i < nt; i++)
-		if (ts[i] == RPAGE_TRANSPORT_RDMA)
-			add_line(b, "raw-rdma", K_RAW_RDMA, 0);
+	if (rdma)
+		rawr = add_line(b, "raw-rdma", K_RAW_RDMA, 0);
 	for (unsigned i = 0, n = b->nlines; split && i < n; i++) {
 		char name[32];
 
@@ -507,18 +533,16 @@ int cmd_fault(int argc, char **argv)
 		    bench_env_source(&b->env, ln->t, &ln->src, why, sizeof(why)))
 			bench_lat_skip(&ln->lat, "%s", why);
 		if (ln->kind == K_RAW_RDMA) {
-			bool rdma_ok = false;
-
-			for (unsigned k = 0; k < i; k++)
-				if (b->lines[k].kind == K_UFFD &&
-				    b->lines[k].t == RPAGE_TRANSPORT_RDMA &&
-				    !b->lines[k].lat.why[0])
-					rdma_ok = true;
-			if (rdma_ok)
-				bench_lat_skip(&ln->lat, "not built into rpage-bench yet: run perftest's ib_read_lat -s %" PRIu64 " on the same device in the same session",
-					       b->psize);
-			else
+			/* the rdma line's source is open by now */
+			if (rdma->lat.why[0])
 				bench_lat_skip(&ln->lat, "rdma not available (see the rdma line)");
+			else if (b->env.remote)
+				bench_lat_skip(&ln->lat, "in-process peer only: not measured with --connect");
+			else if (bench_rawrdma_open(&b->rr, b->env.host,
+						    b->env.memfd, b->env.img_len,
+						    (uint32_t)b->psize, 1, why,
+						    sizeof(why)))
+				bench_lat_skip(&ln->lat, "%s", why);
 		}
 		if (ln->kind == K_RAW_SPIN && !b->raw_ok)
 			bench_lat_skip(&ln->lat, "raw TCP socket not available");
@@ -572,6 +596,9 @@ int cmd_fault(int argc, char **argv)
 	       b->rounds, b->warmup);
 	printf("# floor = local transport; anon-touch = plain first-touch fault; raw-tcp = 16 B request / %" PRIu64
 	       " B reply on a loopback socket\n", b->psize);
+	if (rawr && !rawr->lat.why[0])
+		printf("# raw-rdma = one %" PRIu64 " B RDMA READ from an in-process peer on the same device, completion busy-polled\n",
+		       b->psize);
 	bench_lat_header(stdout);
 	for (unsigned i = 0; i < b->nlines; i++)
 		bench_lat_line(stdout, &b->lines[i].lat, &floor->lat);
@@ -602,6 +629,10 @@ int cmd_fault(int argc, char **argv)
 		       (double)ln->svc_ns / (double)ln->svc_n / 1e3,
 		       ln->lat.t_avg - (double)ln->svc_ns / (double)ln->svc_n / 1e3);
 	}
+	if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])
+		printf("# rdma fault / raw-rdma READ: p50 %.2f, p99 %.2f\n",
+		       bench_ratio(rdma->lat.t_typical, rawr->lat.t_typical),
+		       bench_ratio(rdma->lat.p99, rawr->lat.p99));
 	if (tcp && !tcp->lat.why[0] && !floor->lat.why[0]) {
 		bench_target(stdout, "tcp fault p50 / local p50",
 			     bench_ratio(tcp->lat.t_typical, floor->lat.t_typical),
@@ -642,7 +673,12 @@ int cmd_fault(int argc, char **argv)
 					r50, r50 <= 1.5 ? "true" : "false",
 					r99, r99 <= 2.0 ? "true" : "false");
 			}
-			fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", b->mismatches);
+			fprintf(f, "]");
+			if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])
+				fprintf(f, ",\"rdma_vs_raw_rdma\":{\"ratio_p50\":%.3f,\"ratio_p99\":%.3f}",
+					bench_ratio(rdma->lat.t_typical, rawr->lat.t_typical),
+					bench_ratio(rdma->lat.p99, rawr->lat.p99));
+			fprintf(f, ",\"mismatches\":%" PRIu64 "}\n", b->mismatches);
 			if (fclose(f))
 				ret = -EIO;
 		}
@@ -665,6 +701,7 @@ int cmd_fault(int argc, char **argv)
 	}
 	if (b->raw_ok)
 		bench_raw_stop(&b->raw);
+	bench_rawrdma_close(b->rr);
 	bench_env_close(&b->env);
 	if (ret || b->mismatches)
 		return 1;

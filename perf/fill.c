@@ -4,7 +4,10 @@
  * resident when nobody touches it (no faults at all), per transport,
  * beside the raw streaming rate of the same link in the same run: a plain
  * TCP stream of the same byte count on loopback (one 16-byte request, then
- * the bytes in 1 MiB writes, read into one reused buffer).
+ * the bytes in 1 MiB writes, read into one reused buffer), and with -t rdma
+ * raw-rdma: the same byte count as plain RDMA READs of the fill's chunk
+ * size and depth from an in-process peer on the same device
+ * (perf/rawrdma.c).
  *
  * The fill time is rpage's own start-to-fully-resident time (resident_ns:
  * from the fault thread's start to the last page placed); the bench waits
@@ -33,6 +36,9 @@
 
 #define MAX_LINES 6
 #define MAX_ROUNDS 32
+/* the library's fill defaults (client/attach.c), for raw-rdma */
+#define FILL_CHUNK_DEFAULT (1u << 20)
+#define FILL_DEPTH_DEFAULT 4u
 
 struct fill_line {
 	char name[32];
@@ -270,6 +276,10 @@ int cmd_fill(int argc, char **argv)
 	uint64_t size = 256u << 20, psize = RP_PAGE_4K, bad = 0;
 	unsigned rounds = 3, nl = 0;
 	struct fill_line *rawl = NULL, *tcpl = NULL, *locl = NULL, *placel;
+	struct fill_line *rdmal = NULL, *rrl = NULL;
+	struct bench_rawrdma *rr = NULL;
+	uint32_t rr_chunk;
+	unsigned rr_depth;
 	bool raw_ok = false, want_rdma = false, verbose = false;
 	const char *host = NULL;
 	int64_t v;
@@ -357,26 +367,41 @@ int cmd_fill(int argc, char **argv)
 		l->t = ts[i];
 		if (ts[i] == RPAGE_TRANSPORT_TCP)
 			tcpl = l;
+		if (ts[i] == RPAGE_TRANSPORT_RDMA)
+			rdmal = l;
 	}
 	rawl = &lines[nl++];
 	snprintf(rawl->name, sizeof(rawl->name), "raw-tcp");
 	placel = &lines[nl++];
 	snprintf(placel->name, sizeof(placel->name), "uffd-copy");
-	for (int i = 0; i < nt; i++)
-		if (ts[i] == RPAGE_TRANSPORT_RDMA) {
-			struct fill_line *l = &lines[nl++];
-
-			snprintf(l->name, sizeof(l->name), "raw-rdma");
-			l->t = 0;
-			snprintf(l->why, sizeof(l->why),
-				 "raw RDMA READ bandwidth: not built into rpage-bench yet (perftest's ib_read_bw on the same device)");
-		}
+	if (rdmal) {
+		rrl = &lines[nl++];
+		snprintf(rrl->name, sizeof(rrl->name), "raw-rdma");
+		rrl->t = 0;
+	}
 	for (unsigned i = 0; i < nl; i++) {
 		struct fill_line *l = &lines[i];
 
 		if (l->t > 0)
 			bench_env_source(&env, l->t, &l->src, l->why, sizeof(l->why));
 	}
+	/* raw-rdma: the fill's chunk (whole pages) and depth, as attach.c
+	 * derives them */
+	rr_chunk = opts.fill_chunk ? opts.fill_chunk : FILL_CHUNK_DEFAULT;
+	rr_chunk = (uint32_t)RP_MAX((uint64_t)rr_chunk, psize);
+	rr_chunk -= rr_chunk % (uint32_t)psize;
+	rr_depth = opts.fill_depth ? RP_MIN(opts.fill_depth, 64u)
+				   : FILL_DEPTH_DEFAULT;
+	if (rrl && rdmal->why[0])
+		snprintf(rrl->why, sizeof(rrl->why),
+			 "rdma not available (see the rdma line)");
+	else if (rrl && env.remote)
+		snprintf(rrl->why, sizeof(rrl->why),
+			 "in-process peer only: not measured with --connect");
+	else if (rrl)
+		bench_rawrdma_open(&rr, env.host, env.memfd, size,
+				   rr_chunk * rr_depth, rr_depth, rrl->why,
+				   sizeof(rrl->why));
 	ret = bench_raw_start(&raw, 1u << 20);
 	if (ret)
 		snprintf(rawl->why, sizeof(rawl->why), "raw TCP socket: %s",
@@ -397,6 +422,12 @@ int cmd_fill(int argc, char **argv)
 				uint64_t t0 = rp_now_ns(), t1;
 
 				e = bench_raw_stream(&raw, size, 1u << 20);
+				t1 = rp_now_ns();
+				mbps = (double)size / 1e6 / ((double)(t1 - t0) / 1e9);
+			} else if (l == rrl) {
+				uint64_t t0 = rp_now_ns(), t1;
+
+				e = bench_rawrdma_stream(rr, size, rr_chunk, rr_depth);
 				t1 = rp_now_ns();
 				mbps = (double)size / 1e6 / ((double)(t1 - t0) / 1e9);
 			} else if (l == placel) {
@@ -432,6 +463,9 @@ int cmd_fill(int argc, char **argv)
 	       size >> 20, psize, rounds);
 	printf("# raw-tcp = the same byte count streamed over a plain loopback socket (1 MiB writes)\n");
 	printf("# uffd-copy = UFFDIO_COPY of the region in 256 KiB calls from a hot buffer: the placement ceiling\n");
+	if (rr)
+		printf("# raw-rdma = the same byte count as RDMA READs of %u KiB, %u in flight (the fill's chunk and depth), from an in-process peer on the same device, busy-polled\n",
+		       rr_chunk >> 10, rr_depth);
 	printf(" %-10s %-12s %-12s %-10s %s\n", "path", "bytes", "MB/s", "vs raw-tcp", "rounds MB/s");
 	for (unsigned i = 0; i < nl; i++) {
 		struct fill_line *l = &lines[i];
@@ -453,6 +487,9 @@ int cmd_fill(int argc, char **argv)
 	}
 	if (bad)
 		printf("# ERROR: %" PRIu64 " spot-checked words did not hold the image's bytes\n", bad);
+	if (rrl && rrl->n && rdmal->n)
+		printf("# rdma fill / raw-rdma READ stream: %.2f\n",
+		       bench_ratio(rdmal->median, rrl->median));
 	if (tcpl && tcpl->n && rawl->n)
 		bench_target(stdout, "tcp fill / raw tcp stream",
 			     bench_ratio(tcpl->median, rawl->median), 0.80,
@@ -488,6 +525,8 @@ int cmd_fill(int argc, char **argv)
 				fprintf(f, "]");
 				if (rawl->n)
 					fprintf(f, ",\"ratio_raw\":%.3f", bench_ratio(l->median, rawl->median));
+				if (l == rdmal && rrl->n)
+					fprintf(f, ",\"ratio_raw_rdma\":%.3f", bench_ratio(l->median, rrl->median));
 				fputc('}', f);
 			}
 			fprintf(f, "],\"targets\":[");
@@ -507,6 +546,7 @@ int cmd_fill(int argc, char **argv)
 			rpage_source_close(lines[i].src);
 	if (raw_ok)
 		bench_raw_stop(&raw);
+	bench_rawrdma_close(rr);
 	bench_env_close(&env);
 	if (ret || bad)
 		return 1;
