@@ -185,6 +185,8 @@ static void progress(struct client *c, bool force)
 		if (!g->att)
 			continue;
 		rpage_attach_get_stats(g->att, &st);
+		if (st.state != RPAGE_ATTACH_RUNNING)
+			continue; /* its report is out: leave the line clean */
 		bytes = st.bytes_fill + st.bytes_fault;
 		len += (size_t)snprintf(line + len, sizeof(line) - len,
 			"%s[%d] %5.1f%% resident, %.0f faults/s, %.0f MB/s  ",
