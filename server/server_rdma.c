@@ -380,6 +380,10 @@ static bool unlink_id(struct srv_rdma *r, struct rdma_cm_id *id)
 		*pp = rid->next;
 		free(rid);
 		id->context = NULL;
+		/* the QP uses the session's PD and CQ: destroy it first, or
+		 * freeing them fails (EBUSY) and both leak */
+		if (id->qp)
+			rdma_destroy_qp(id);
 		if (s->dead && !s->ids)
 			sess_free(r, s);
 		return true;
