@@ -61,6 +61,9 @@ PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
 TEST_HELPERS := $(B)/tests/rpage-badpeer
+ifeq ($(RDMA),1)
+TEST_HELPERS += $(B)/tests/rpage-keyprobe
+endif
 
 all: $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(UNIT_BIN) \
 	$(TEST_HELPERS) $(B)/lib/rpage.pc
@@ -96,6 +99,10 @@ $(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
 
 $(B)/tests/rpage-badpeer: $(B)/obj/tests/badpeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/rpage-keyprobe: $(B)/obj/tests/rdma-keyprobe.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -3,7 +3,8 @@
 #
 # Run from the host (tests/rdma/run-rdma-tests.sh does this):
 #   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [VARIANT...]]
-# PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench.
+# PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench,
+# rpage-keyprobe.
 #
 # VARIANTs (default: nodev single pair loss measure, in one boot):
 #   nodev    no RDMA device at all: --transport rdma fails with a clear
@@ -282,6 +283,20 @@ t_server_dies() {
 	return $rc
 }
 
+# a client's keys stop working when its control connection ends (issue 3):
+# rpage-keyprobe READs with session 1's key, ends session 1, and READs with
+# the old key on session 1's QP and on a new session's QP (both must fail,
+# remote access error on the new one), then with session 2's own key
+t_old_key_revoked() {
+	local rc=0
+	[ -x "$BIN/rpage-keyprobe" ] || { echo "rdma-e2e: $BIN/rpage-keyprobe missing from the payload" >&2; return 1; }
+	server_start "$RXE_SERVER_IP" || return 1
+	rpage_timeout 90 "$BIN/rpage-keyprobe" "$RXE_SERVER_IP" $PORT $W/img || rc=$?
+	server_stop >$W/keyprobe.server || { cat $W/keyprobe.server; return 1; }
+	cat $W/keyprobe.server
+	[ "$rc" = 0 ] || { echo "rdma-e2e: rpage-keyprobe failed rc=$rc" >&2; return 1; }
+}
+
 # the same workload over rdma and tcp in this boot; prints the ratios
 measure_one() { # TRANSPORT
 	local tr=$1 b a
@@ -342,6 +357,7 @@ for v in $variants; do
 		run_test single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
 		run_test single/completion-error t_inject
 		run_test single/server-dies t_server_dies
+		run_test single/old-key-revoked t_old_key_revoked
 		;;
 	pair)
 		rxe_pair

@@ -2,9 +2,10 @@
 # run-rdma-tests.sh [VARIANT...] -- host side of the RDMA end-to-end tests.
 #
 # Builds a payload directory from $B/bin (rpage-server, rpage-client,
-# rpage-bench) and tests/rdma/rdma-e2e.sh, boots the soft-RoCE guest with
-# tests/rdma/vm-run.sh and returns its exit status: 0 all passed, 77 QEMU
-# cannot run here at all (skip), anything else a failure.
+# rpage-bench), $B/tests/rpage-keyprobe and tests/rdma/rdma-e2e.sh, boots
+# the soft-RoCE guest with tests/rdma/vm-run.sh and returns its exit
+# status: 0 all passed, 77 QEMU cannot run here at all (skip), anything
+# else a failure.
 #
 # VARIANTs are passed to rdma-e2e.sh (default: nodev single pair loss
 # measure). Env:
@@ -26,6 +27,10 @@ for b in rpage-server rpage-client rpage-bench; do
 		exit 1
 	fi
 done
+if [ ! -x "$B/tests/rpage-keyprobe" ]; then
+	echo "run-rdma-tests: $B/tests/rpage-keyprobe is missing: run make (with RDMA) first" >&2
+	exit 1
+fi
 # never more than one QEMU on this machine: wait for another run to end
 n=0
 while pgrep -f qemu-system >/dev/null 2>&1; do
@@ -37,6 +42,7 @@ done
 payload=$(mktemp -d "${TMPDIR:-/tmp}/rpage-rdma-payload.XXXXXX")
 trap 'rm -rf "$payload"' EXIT
 cp "$B/bin/rpage-server" "$B/bin/rpage-client" "$B/bin/rpage-bench" "$payload/"
+cp "$B/tests/rpage-keyprobe" "$payload/"
 cp "$here/rdma-e2e.sh" "$payload/"
 rc=0
 "$here/vm-run.sh" "$vmdir" "$payload" rdma-e2e.sh "$timeout_s" "$@" || rc=$?
