@@ -45,6 +45,7 @@ struct rpage_live_dest {
 	uint64_t length, npages;
 	uint32_t psize;
 	struct rpage_attach_opts aopts;
+	enum rpage_transport transport; /* post-copy: AUTO, TCP or RDMA */
 	int lfd, ctl;
 	int *strm;
 	unsigned nstreams;
@@ -67,6 +68,16 @@ struct rpage_live_dest {
 	uint64_t t_start, t_resume;
 	struct rpage_live_stats st;
 };
+
+RP_EXPORT int rpage_live_dest_set_transport(struct rpage_live_dest *d,
+					  enum rpage_transport t)
+{
+	if (t != RPAGE_TRANSPORT_AUTO && t != RPAGE_TRANSPORT_TCP &&
+	    t != RPAGE_TRANSPORT_RDMA)
+		return -EINVAL;
+	d->transport = t;
+	return 0;
+}
 
 RP_EXPORT int rpage_live_dest_new(void *mem, uint64_t length,
 				  uint32_t page_size,
@@ -473,8 +484,10 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 			goto fail;
 		}
 		snprintf(port, sizeof(port), "%u", sw.port);
-		ret = rpage_source_connect(d->peer_host, port,
-					   RPAGE_TRANSPORT_TCP, &d->src);
+		ret = rpage_source_connect_opts(
+			d->peer_host, port,
+			&(struct rpage_connect_opts){ .transport = d->transport },
+			&d->src);
 		if (ret)
 			goto fail;
 		region = rpage_source_find_region(d->src, "live");

@@ -54,6 +54,8 @@ struct mopt {
 	int cut_postcopy_ms;   /* test: kill the TCP connections in post-copy */
 	int warmup_ms;
 	bool memfd;            /* source memory backed by a memfd */
+	enum rpage_transport transport; /* post-copy */
+	const char *host;      /* address of both ends without --netns */
 	struct rpage_attach_opts fill;
 };
 
@@ -519,7 +521,9 @@ static int run_dest(const struct mopt *o, struct mres *r)
 	wl_setup(&w, o, mem);
 	ret = rpage_live_dest_new(mem, o->size, PSIZE, &o->fill, &d);
 	if (!ret)
-		ret = rpage_live_dest_listen(d, o->netns ? r->dst_host : "127.0.0.1",
+		ret = rpage_live_dest_set_transport(d, o->transport);
+	if (!ret)
+		ret = rpage_live_dest_listen(d, o->netns ? r->dst_host : o->host,
 					     "0");
 	port = ret ? -1 : rpage_live_dest_port(d);
 	if (write(dst_pipe[1], &port, sizeof(port)) != sizeof(port) || port < 0)
@@ -610,7 +614,8 @@ static int run_source(const struct mopt *o, struct mres *r, int port)
 				      .max_rounds = o->max_rounds,
 				      .force_sync_wp = o->sync_wp,
 				      .pause = wl_pause,
-				      .resume = wl_resume };
+				      .resume = wl_resume,
+				      .postcopy_transport = o->transport };
 	struct rpage_live_source *s = NULL;
 	struct switcher sw = { 0 }, wt = { 0 };
 	pthread_t swt;
@@ -659,7 +664,7 @@ static int run_source(const struct mopt *o, struct mres *r, int port)
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	d0 = __atomic_load_n(&w.done_steps, __ATOMIC_RELAXED);
 	t0 = rp_now_ns();
-	ret = rpage_live_source_migrate(s, o->netns ? r->dst_host : "127.0.0.1",
+	ret = rpage_live_source_migrate(s, o->netns ? r->dst_host : o->host,
 					portstr);
 	rpage_live_source_get_stats(s, &r->src);
 	r->src_ret = ret;
@@ -838,7 +843,10 @@ static void usage(FILE *f)
 		"  --duration S          seconds of work at that rate (default 4)\n"
 		"  --threads N           writer threads (default 1)\n"
 		"  --mode hybrid|precopy|postcopy  (default hybrid)\n"
-		"  --transport tcp       (pre-copy and post-copy run over TCP)\n"
+		"  --transport T         post-copy over auto (default), tcp or rdma; pre-copy\n"
+		"                        always streams over TCP\n"
+		"  --host ADDR           address of both ends without --netns (default\n"
+		"                        127.0.0.1; RDMA needs the address of an RDMA netdev)\n"
 		"  --streams N           pre-copy TCP streams (default 4)\n"
 		"  --max-downtime MS     downtime target (default 300)\n"
 		"  --max-rounds N        (default 30)\n"
@@ -863,6 +871,7 @@ static int parse(int argc, char **argv, struct mopt *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "transport", required_argument, NULL, 'T' },
+		{ "host", required_argument, NULL, 'H' },
 		{ "streams", required_argument, NULL, 'n' },
 		{ "max-downtime", required_argument, NULL, 'd' },
 		{ "max-rounds", required_argument, NULL, 'R' },
@@ -883,7 +892,7 @@ static int parse(int argc, char **argv, struct mopt *o)
 	int c, v;
 	int64_t sz;
 
-	*o = (struct mopt){ .size = 64ull << 20, .kind = WL_RAND,
+	*o = (struct mopt){ .size = 64ull << 20, .kind = WL_RAND, .host = "127.0.0.1",
 			    .rate = 20e6, .duration = 4, .threads = 1,
 			    .streams = 4, .max_downtime = 300,
 			    .max_rounds = 30, .mode = RPAGE_LIVE_HYBRID,
@@ -924,11 +933,16 @@ static int parse(int argc, char **argv, struct mopt *o)
 			o->mode = (enum rpage_live_mode)v;
 			break;
 		case 'T':
-			if (strcmp(optarg, "tcp") && strcmp(optarg, "auto")) {
-				fprintf(stderr, "rpage-bench migrate: live migration runs over tcp (pre-copy streams and post-copy); '%s' is not wired for it yet\n",
+			v = rpage_transport_parse(optarg);
+			if (v < 0 || v == RPAGE_TRANSPORT_LOCAL) {
+				fprintf(stderr, "rpage-bench migrate: --transport is auto, tcp or rdma (post-copy; pre-copy always streams over TCP), not '%s'\n",
 					optarg);
 				return 2;
 			}
+			o->transport = (enum rpage_transport)v;
+			break;
+		case 'H':
+			o->host = optarg;
 			break;
 		case 'n':
 			o->streams = (unsigned)atoi(optarg);

@@ -406,6 +406,17 @@ static int start_page_server(struct rpage_live_source *s, uint16_t *port)
 				       s->psize);
 	if (ret >= 0)
 		ret = rpage_server_listen(s->srv, host[0] ? host : NULL, "0");
+	if (!ret && s->o.postcopy_transport != RPAGE_TRANSPORT_TCP) {
+		/* one-sided READs of this memory: no CPU here per fault */
+		int r2 = rpage_server_listen_rdma(s->srv, host[0] ? host : NULL,
+						  "0");
+
+		if (r2 && s->o.postcopy_transport == RPAGE_TRANSPORT_RDMA) {
+			rp_err("post-copy over RDMA was asked for: %s",
+			       strerror(-r2));
+			ret = r2;
+		}
+	}
 	if (!ret)
 		ret = rpage_server_start(s->srv);
 	if (!ret) {

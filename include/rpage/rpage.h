@@ -357,6 +357,10 @@ struct rpage_live_opts {
 	 * Never called once the destination may have resumed. */
 	int (*resume)(void *arg);
 	void *arg;
+	/* How post-copy pages may travel: AUTO (default; RDMA where this host
+	 * has a usable device and the destination takes it, else TCP), TCP,
+	 * or RDMA (the migration fails without a device). */
+	enum rpage_transport postcopy_transport;
 };
 
 #define RPAGE_LIVE_MAX_ROUNDS 64
@@ -437,6 +441,11 @@ int rpage_live_dest_new(void *mem, uint64_t length, uint32_t page_size,
 /* Binds and listens (port "0" picks one; rpage_live_dest_port tells). */
 int rpage_live_dest_listen(struct rpage_live_dest *d, const char *host,
 			   const char *port);
+/* How post-copy faults reach the source: AUTO (default: RDMA when both
+ * ends have a device, else TCP), TCP or RDMA. Call before
+ * rpage_live_dest_run. 0 or -EINVAL. */
+int rpage_live_dest_set_transport(struct rpage_live_dest *d,
+				  enum rpage_transport t);
 int rpage_live_dest_port(const struct rpage_live_dest *d);
 /*
  * Accepts one source and receives pre-copy until the switchover. Returns
