@@ -125,14 +125,6 @@ static uint64_t page_off(const struct rpage_attach *a,
 	return r->offset + (pg - r->first) * a->psize;
 }
 
-static void signal_efd(int fd)
-{
-	uint64_t one = 1;
-
-	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		rp_warn("eventfd write: %s", strerror(errno));
-}
-
 /* The state is written under slock by the fault or the fill thread and
  * read anywhere. */
 static uint32_t att_state(struct rpage_attach *a)
@@ -151,7 +143,7 @@ static void set_final(struct rpage_attach *a, uint32_t state, int err)
 		a->t_end = rp_now_ns();
 	}
 	pthread_mutex_unlock(&a->slock);
-	signal_efd(a->event_efd);
+	rp_efd_signal(a->event_efd);
 }
 
 static void page_done(struct rpage_attach *a, uint64_t n)
@@ -164,7 +156,7 @@ static void page_done(struct rpage_attach *a, uint64_t n)
 		a->st.resident_ns = rp_now_ns() - a->t_start;
 		pthread_mutex_unlock(&a->slock);
 		rp_source_notify_done(a->src, a->region);
-		signal_efd(a->event_efd);
+		rp_efd_signal(a->event_efd);
 	}
 }
 
@@ -706,7 +698,7 @@ static void *fill_main(void *arg)
 		pthread_mutex_lock(&a->qlock);
 		a->count += n;
 		pthread_mutex_unlock(&a->qlock);
-		signal_efd(a->ready_efd);
+		rp_efd_signal(a->ready_efd);
 	}
 out:
 	free(f);
@@ -904,7 +896,7 @@ int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
 	a->t_start = rp_now_ns();
 	if (a->npages && a->done == a->npages) {
 		a->st.state = RPAGE_ATTACH_COMPLETE;
-		signal_efd(a->event_efd);
+		rp_efd_signal(a->event_efd);
 	}
 	ret = -pthread_create(&a->fault_thr, NULL, fault_main, a);
 	if (ret) {
@@ -984,7 +976,7 @@ RP_EXPORT int rpage_attach_stop(struct rpage_attach *a)
 	if (a->bulk)
 		a->bulk->ops->abort(a->bulk);
 	pthread_mutex_unlock(&a->qlock);
-	signal_efd(a->stop_efd);
+	rp_efd_signal(a->stop_efd);
 	/* a fault thread blocked on a silent server must return too */
 	a->urgent->ops->abort(a->urgent);
 	pthread_join(a->fault_thr, NULL);

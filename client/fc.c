@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/net.h"
 #include "../common/rp.h"
 #include "../common/uffd.h"
 
@@ -412,16 +413,9 @@ out:
 RP_EXPORT int rpage_fc_send(int sock, const struct rpage_range *ranges,
 			    unsigned n, int uffd)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
 	size_t cap = 64 + (size_t)n * 192, len = 0;
 	char *buf = malloc(cap);
-	struct iovec iov;
-	struct msghdr mh = { 0 };
-	struct cmsghdr *c;
-	ssize_t r;
+	int ret;
 
 	if (!buf)
 		return -ENOMEM;
@@ -436,22 +430,7 @@ RP_EXPORT int rpage_fc_send(int sock, const struct rpage_range *ranges,
 			(unsigned long long)ranges[i].page_size,
 			(unsigned long long)ranges[i].page_size / 1024);
 	len += (size_t)snprintf(buf + len, cap - len, "]");
-	iov.iov_base = buf;
-	iov.iov_len = len;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cm.b;
-	mh.msg_controllen = sizeof(cm.b);
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &uffd, sizeof(int));
-	do
-		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
+	ret = rp_send_with_fd(sock, buf, len, uffd);
 	free(buf);
-	if (r < 0)
-		return -errno;
-	return (size_t)r == len ? 0 : -EMSGSIZE;
+	return ret;
 }

@@ -131,11 +131,8 @@ RP_EXPORT int rpage_live_dest_listen(struct rpage_live_dest *d,
 	if (d->lfd >= 0)
 		return -EALREADY;
 	fd = rp_tcp_listen(host, port, 32);
-	if (fd < 0) {
-		rp_err("cannot listen on %s:%s: %s", host ? host : "*", port,
-		       strerror(-fd));
+	if (fd < 0)
 		return fd;
-	}
 	d->lfd = fd;
 	return 0;
 }

@@ -409,11 +409,8 @@ static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 static void rdma_abort(struct rp_chan *ch)
 {
 	struct rdma_chan *rc = (struct rdma_chan *)ch;
-	uint64_t one = 1;
-
 	__atomic_store_n(&rc->aborted, 1, __ATOMIC_RELEASE);
-	if (write(rc->abort_efd, &one, sizeof(one)) < 0)
-		rp_warn("eventfd: %s", strerror(errno));
+	rp_efd_signal(rc->abort_efd);
 }
 
 static int rdma_reg_buf(struct rp_chan *ch, void *ptr, size_t len)

@@ -341,13 +341,10 @@ int64_t rp_dirty_collect(struct rp_dirty *d, struct rp_bitmap *bits)
 
 void rp_dirty_stop(struct rp_dirty *d)
 {
-	uint64_t one = 1;
-
 	if (!d)
 		return;
 	if (d->thr_started) {
-		if (write(d->stop_efd, &one, sizeof(one)) < 0)
-			rp_warn("eventfd: %s", strerror(errno));
+		rp_efd_signal(d->stop_efd);
 		pthread_join(d->thr, NULL);
 	}
 	if (d->uffd >= 0) {

@@ -42,6 +42,10 @@ int rp_tcp_listen(const char *host, const char *port, int backlog)
 		fd = e;
 	}
 	freeaddrinfo(res);
+	if (fd < 0)
+		rp_err("cannot listen on %s:%s: %s", host && *host ? host : "*",
+		       port, fd == -ENOENT ? "name does not resolve"
+					    : strerror(-fd));
 	return fd;
 }
 
@@ -109,6 +113,36 @@ void rp_peer_name(int fd, char *buf, size_t len)
 		}
 	}
 	snprintf(buf, len, "%s:%d", h, port);
+}
+
+int rp_send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r;
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	do
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return (size_t)r == len ? 0 : -EMSGSIZE;
 }
 
 int rp_local_port(int fd)

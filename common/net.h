@@ -4,7 +4,8 @@
 
 #include <stddef.h>
 
-/* Listening TCP socket on host:port (host NULL or "" = any). fd or -errno. */
+/* Listening TCP socket on host:port (host NULL or "" = any). fd, or -errno
+ * after logging which address could not be used. */
 int rp_tcp_listen(const char *host, const char *port, int backlog);
 /* Connected TCP socket with TCP_NODELAY. fd or -errno (-EHOSTUNREACH etc.;
  * -ENOENT when the name does not resolve). */
@@ -15,6 +16,10 @@ int rp_tcp_connect(const char *host, const char *port);
 void rp_tcp_liveness(int fd);
 /* "a.b.c.d:port" of the peer (or "?"). */
 void rp_peer_name(int fd, char *buf, size_t len);
+/* Sends @len bytes on a Unix socket in one sendmsg, with descriptor @fd
+ * attached by SCM_RIGHTS (none when @fd < 0). 0, -EMSGSIZE when the
+ * message went out short, or -errno. */
+int rp_send_with_fd(int sock, const void *buf, size_t len, int fd);
 /* Local port of a bound socket, or -errno. */
 int rp_local_port(int fd);
 /* Splits "HOST:PORT" (IPv6 as "[addr]:port") into the two buffers. */

@@ -60,6 +60,10 @@ int rp_write_full(int fd, const void *buf, size_t len);
 struct iovec;
 int rp_sendv_full(int fd, struct iovec *iov, int n);
 
+/* Adds 1 to an eventfd (how every thread here is told to stop or look);
+ * 0 or -errno (an eventfd that is already full counts as signalled). */
+int rp_efd_signal(int efd);
+
 /* Sets FD_CLOEXEC|O_NONBLOCK (nonblock optional). */
 int rp_set_nonblock(int fd, bool on);
 

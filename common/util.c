@@ -119,6 +119,16 @@ int rp_sendv_full(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+int rp_efd_signal(int efd)
+{
+	uint64_t one = 1;
+
+	if (write(efd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
+		return 0;
+	rp_warn("signalling eventfd %d: %s", efd, strerror(errno));
+	return -errno;
+}
+
 int rp_set_nonblock(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);

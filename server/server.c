@@ -206,11 +206,8 @@ RP_EXPORT int rpage_server_listen(struct rpage_server *srv, const char *host,
 	if (srv->listen_fd >= 0)
 		return -EALREADY;
 	fd = rp_tcp_listen(host, port, 128);
-	if (fd < 0) {
-		rp_err("cannot listen on %s:%s: %s", host ? host : "*", port,
-		       strerror(-fd));
+	if (fd < 0)
 		return fd;
-	}
 	srv->listen_fd = fd;
 	return 0;
 }
@@ -643,12 +640,13 @@ RP_EXPORT int rpage_server_start(struct rpage_server *srv)
 
 RP_EXPORT int rpage_server_stop(struct rpage_server *srv)
 {
-	uint64_t one = 1;
+	int ret;
 
 	if (!srv->running)
 		return 0;
-	if (write(srv->stop_efd, &one, sizeof(one)) < 0)
-		return -errno;
+	ret = rp_efd_signal(srv->stop_efd);
+	if (ret)
+		return ret;
 	pthread_join(srv->accept_thread, NULL);
 	pthread_mutex_lock(&srv->lock);
 	for (struct srv_conn *c = srv->conns; c; c = c->next)

@@ -551,13 +551,10 @@ int srv_rdma_start(struct srv_rdma *r)
 
 void srv_rdma_stop(struct srv_rdma *r)
 {
-	uint64_t one = 1;
-
 	if (!r)
 		return;
 	if (r->running) {
-		if (write(r->stop_efd, &one, sizeof(one)) < 0)
-			rp_warn("eventfd: %s", strerror(errno));
+		rp_efd_signal(r->stop_efd);
 		pthread_join(r->thread, NULL);
 		r->running = false;
 	}

@@ -157,29 +157,6 @@ static int unix_conn(const char *path)
 	return fd;
 }
 
-static void send_with_fd(int s, const char *msg, int fd)
-{
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = { (void *)msg, strlen(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
-
-	if (fd >= 0) {
-		mh.msg_control = cm.b;
-		mh.msg_controllen = sizeof(cm.b);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(s, &mh, MSG_NOSIGNAL) < 0)
-		perror("badpeer: sendmsg");
-}
-
 /* Bad handshakes to rpage-client: each connection must be closed. */
 static int uffd_cases(const char *path)
 {
@@ -209,7 +186,8 @@ static int uffd_cases(const char *path)
 			fd = rp_uffd_open(0, NULL);
 		else if (cases[i].fd_kind == 2)
 			fd = open("/dev/null", O_RDONLY);
-		send_with_fd(s, cases[i].msg, fd);
+		if (rp_send_with_fd(s, cases[i].msg, strlen(cases[i].msg), fd))
+			perror("badpeer: sendmsg");
 		if (fd >= 0)
 			close(fd);
 		check(cases[i].name, s, false);
