@@ -36,7 +36,8 @@ comma := ,
 # RDMA transport: built when rdma-core's headers are present (RDMA=0 to
 # leave it out, RDMA=1 to insist).
 RDMA ?= $(shell test -e /usr/include/infiniband/verbs.h -a -e /usr/include/rdma/rdma_cma.h && echo 1 || echo 0)
-LIBS :=
+# TLS: GnuTLS (the handshake, and the record layer where the kernel has none)
+LIBS := -lgnutls
 ifeq ($(RDMA),1)
 CPPFLAGS += -DRPAGE_HAVE_RDMA=1
 LIBS += -lrdmacm -libverbs
@@ -48,7 +49,7 @@ endif
 endif
 
 LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
-	common/uffd.c common/net.c \
+	common/uffd.c common/net.c common/conn.c common/tls.c \
 	server/server.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
 	client/attach.c client/fc.c

@@ -304,9 +304,12 @@ int rp_error_decode(const uint8_t *p, size_t len, struct rp_error *m,
 		FAIL("ERROR message length wrong");
 	memcpy(m->msg, p + 8, m->msg_len);
 	m->msg[m->msg_len] = 0;
+	/* no terminal control from the peer: C0, DEL, C1 and every other
+	 * byte outside printable ASCII becomes '?' */
 	for (unsigned i = 0; i < m->msg_len; i++)
-		if ((unsigned char)m->msg[i] < 0x20)
-			m->msg[i] = '?'; /* no terminal control from the peer */
+		if ((unsigned char)m->msg[i] < 0x20 ||
+		    (unsigned char)m->msg[i] >= 0x7f)
+			m->msg[i] = '?';
 	return 0;
 }
 
