@@ -219,6 +219,11 @@ int rp_regions_decode(const uint8_t *p, size_t len,
 			free(r);
 			FAIL("REGIONS entry invalid (id, page size, length or name)");
 		}
+		for (size_t k = 24 + r[i].name_len; k < es; k++)
+			if (e[k]) {
+				free(r);
+				FAIL("REGIONS entry name padding is not zero");
+			}
 		memcpy(r[i].name, e + 24, r[i].name_len);
 		r[i].name[r[i].name_len] = 0;
 		pos += es;
