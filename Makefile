@@ -3,6 +3,7 @@
 #   make demo       the main job: a real migration on this host, verified
 #   make check      every test (unit, end-to-end, soft-RoCE guest)
 #   make check SAN=address,undefined   the same under sanitizers
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make install PREFIX=/usr/local DESTDIR=
 # `make demo` and `make check` first make sure the Debian packages they
 # need are installed (tests/deps.sh says which, and installs them as root).
@@ -107,6 +108,44 @@ $(B)/tests/rpage-keyprobe: $(B)/obj/tests/rdma-keyprobe.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# Fuzzing (tests/fuzz/README.md): libFuzzer targets built with clang,
+# ASan and UBSan, the library compiled with coverage instrumentation.
+# `make fuzz` runs each target for FUZZ_SECONDS on a scratch copy of its
+# seed corpus (tests/fuzz/corpus/TARGET) and stops at the first finding.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FB := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -pthread -fno-omit-frame-pointer \
+	$(FUZZ_SAN) $(WARN) -DRP_FUZZ_QUIET
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FB)/obj/%.o)
+
+$(FB)/obj/%.o: %.c $(wildcard include/rpage/*.h common/*.h client/*.h server/*.h tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/bin/%: $(FB)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FB)/bin/%)
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TARGETS:%=$(FB)/obj/tests/fuzz/%.o)
+
+fuzz: deps-fuzz fuzz-build
+	FB=$(FB) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+deps-fuzz:
+	@sh tests/deps.sh fuzz
+
+# Regenerates the seed corpus in the repo from the real encoders.
+fuzz-seeds: $(B)/tests/mkseeds
+	$(B)/tests/mkseeds tests/fuzz/corpus
+
+$(B)/tests/mkseeds: $(B)/obj/tests/fuzz/mkseeds.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 deps:
 	@sh tests/deps.sh build
 
@@ -149,7 +188,8 @@ install: all
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 clean:
-	rm -rf build/obj build/bin build/lib build/tests build/san-*
+	rm -rf build/obj build/bin build/lib build/tests build/san-* \
+		build/fuzz/obj build/fuzz/bin
 
-.PHONY: all deps deps-build deps-test demo check check-unit check-e2e \
-	check-rdma install clean
+.PHONY: all deps deps-build deps-test deps-fuzz demo check check-unit \
+	check-e2e check-rdma install clean fuzz fuzz-build fuzz-seeds
