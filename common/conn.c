@@ -87,7 +87,7 @@ int rp_conn_wait_readable(struct rp_conn *c, int ms)
 	int r;
 
 	if (c->mode == RP_CONN_TLS && !c->ktls_rx &&
-	    gnutls_record_check_pending(c->session))
+	    (gnutls_record_check_pending(c->session) || rp_tls_readahead(c)))
 		return 1;
 	do
 		r = poll(&pf, 1, ms);
@@ -230,7 +230,30 @@ int rp_conn_read_full(struct rp_conn *c, void *buf, size_t len)
 	return 0;
 }
 
-int rp_conn_write_full(struct rp_conn *c, const void *buf, size_t len)
+/* User-space TLS: the records of one message are queued (corked) and
+ * leave in as few system calls as the queue allows. */
+static void tls_cork(struct rp_conn *c)
+{
+	if (c->mode == RP_CONN_TLS && !c->ktls_tx && c->wbuf)
+		c->wcork = true;
+}
+
+static int tls_uncork(struct rp_conn *c, int ret)
+{
+	if (!c->wcork)
+		return ret;
+	c->wcork = false;
+	while (!ret) {
+		ret = rp_tls_flush(c);
+		if (ret == -EAGAIN)
+			ret = io_wait(c, POLLOUT);
+		else
+			break;
+	}
+	return ret;
+}
+
+static int write_full(struct rp_conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -245,32 +268,40 @@ int rp_conn_write_full(struct rp_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+/* User-space TLS: the bytes of @iov sealed together, in as few records
+ * as they fit (GnuTLS's own cork). */
+static int tls_sealv(struct rp_conn *c, const struct iovec *iov, int n)
+{
+	int ret = 0;
+
+	gnutls_record_cork(c->session);
+	for (int i = 0; i < n && !ret; i++)
+		ret = write_full(c, iov[i].iov_base, iov[i].iov_len);
+	for (;;) {
+		int r = gnutls_record_uncork(c->session, GNUTLS_RECORD_WAIT);
+
+		if (ret || r >= 0)
+			return ret;
+		if (r == GNUTLS_E_INTERRUPTED)
+			continue;
+		ret = r == GNUTLS_E_AGAIN ? io_wait(c, POLLOUT)
+					  : tls_fail(c, r, false);
+	}
+}
+
+int rp_conn_write_full(struct rp_conn *c, const void *buf, size_t len)
+{
+	tls_cork(c);
+	return tls_uncork(c, write_full(c, buf, len));
+}
+
 int rp_conn_sendv_full(struct rp_conn *c, struct iovec *iov, int n)
 {
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-	int ret = 0;
 
 	if (c->mode == RP_CONN_TLS && !c->ktls_tx) {
-		/* one record for small messages: seal them together */
-		gnutls_record_cork(c->session);
-		for (int i = 0; i < n && !ret; i++)
-			ret = rp_conn_write_full(c, iov[i].iov_base,
-						 iov[i].iov_len);
-		for (;;) {
-			int r = gnutls_record_uncork(c->session,
-						     GNUTLS_RECORD_WAIT);
-
-			if (ret || r >= 0)
-				break;
-			if (r == GNUTLS_E_INTERRUPTED)
-				continue;
-			if (r != GNUTLS_E_AGAIN) {
-				ret = tls_fail(c, r, false);
-				break;
-			}
-			ret = io_wait(c, POLLOUT);
-		}
-		return ret;
+		tls_cork(c);
+		return tls_uncork(c, tls_sealv(c, iov, n));
 	}
 	while (mh.msg_iovlen) {
 		ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
@@ -329,12 +360,14 @@ int rp_conn_send_with_data(struct rp_conn *c, const void *hdr, size_t hlen,
 		size_t first = RP_MIN(len, (size_t)CORK_DATA);
 		struct iovec iov[2] = { { (void *)hdr, hlen },
 					{ (void *)mem, first } };
-		int ret = rp_conn_sendv_full(c, iov, 2);
+		int ret;
 
-		if (ret || first == len)
-			return ret;
-		return rp_conn_write_full(c, (const char *)mem + first,
-					  len - first);
+		tls_cork(c);
+		ret = tls_sealv(c, iov, 2);
+		if (!ret && first < len)
+			ret = write_full(c, (const char *)mem + first,
+					 len - first);
+		return tls_uncork(c, ret);
 	}
 	if (file_fd >= 0 && !*no_sendfile) {
 		off_t o = (off_t)off;

@@ -69,6 +69,11 @@ struct rp_conn {
 	bool ktls_tx, ktls_rx;/* the kernel carries this direction's records */
 	uint64_t deadline_ns; /* non-zero: waits end then (-ETIMEDOUT) */
 	int last_errno;       /* of the socket call GnuTLS saw fail */
+	/* user-space TLS: bytes read ahead of GnuTLS and records queued for
+	 * one send (see tls.c: few system calls per megabyte) */
+	uint8_t *rbuf, *wbuf;
+	size_t rpos, rlen, wlen;
+	bool wcork;           /* queue what GnuTLS pushes; rp_tls_flush sends */
 	/* record boundary tracking while the handshake runs (see tls.c) */
 	bool rec_guard;
 	uint8_t rec_hdr[5];
@@ -183,6 +188,14 @@ int rp_tls_load(const char *prog, const struct rpage_tls_opts *o,
 
 /* Internal to conn.c / tls.c. */
 void rp_tls_session_free(struct rp_conn *c);
+/* User-space TLS: sends the records queued while c->wcork was set. 0,
+ * -EAGAIN (socket full: call again when writable) or -errno. */
+int rp_tls_flush(struct rp_conn *c);
+/* Bytes read ahead and not yet given to GnuTLS. */
+static inline size_t rp_tls_readahead(const struct rp_conn *c)
+{
+	return c->rlen - c->rpos;
+}
 const char *rp_tls_strerror(int gret);
 
 /* True when @host:@port (already connected on @fd) is a loopback peer. */

@@ -37,7 +37,7 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
-#define MAX_LINES 12 /* 6 lines, and with --split up to 3 fetch lines and raw-spin */
+#define MAX_LINES 14 /* 7 lines, and with --split up to 4 fetch lines and raw-spin */
 #define MAX_ROUNDS 64
 
 enum line_kind { K_UFFD, K_ANON, K_RAW_TCP, K_RAW_RDMA, K_FETCH, K_RAW_SPIN };
@@ -343,12 +343,24 @@ static void round_p50s(struct line *ln, unsigned rounds)
 	}
 }
 
+/* Which TLS record layer a source's connections use, in words. */
+static const char *tls_path(struct rpage_source *src)
+{
+	static char buf[400];
+
+	rpage_source_security(src, buf, sizeof(buf));
+	return buf;
+}
+
 static void fault_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rpage-bench fault [options]\n"
-		"  -t, --transport LIST  transports to measure: local,tcp[,rdma] (default local,tcp;\n"
-		"                        local, the floor, is always measured)\n"
+		"  -t, --transport LIST  transports to measure: local,tcp[,tls][,rdma] (default\n"
+		"                        local,tcp; local, the floor, is always measured; tls:\n"
+		"                        TCP with TLS 1.3, from a second in-process server\n"
+		"                        that requires a key made for the run)\n"
+		"      --psk-file FILE   with --connect: the server's key, for the tls line\n"
 		"  -c, --connect H:P     use a running rpage-server (its first region: an image\n"
 		"                        from `rpage-bench mkimage FILE SIZE`, seed 1) instead\n"
 		"                        of one started in-process on 127.0.0.1\n"
@@ -371,7 +383,8 @@ static void fault_usage(FILE *f)
 
 int cmd_fault(int argc, char **argv)
 {
-	enum { O_IMG = 256, O_BATCH, O_SEED, O_JSON, O_CDF, O_SPLIT, O_HOST };
+	enum { O_IMG = 256, O_BATCH, O_SEED, O_JSON, O_CDF, O_SPLIT, O_HOST,
+	       O_PSK };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -386,6 +399,7 @@ int cmd_fault(int argc, char **argv)
 		{ "cdf", required_argument, NULL, O_CDF },
 		{ "split", no_argument, NULL, O_SPLIT },
 		{ "host", required_argument, NULL, O_HOST },
+		{ "psk-file", required_argument, NULL, O_PSK },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -393,9 +407,10 @@ int cmd_fault(int argc, char **argv)
 	struct fault_bench *b = &fb;
 	enum rpage_transport ts[4];
 	const char *tlist = "local,tcp", *connect = NULL, *json = NULL,
-		   *cdf = NULL, *host = NULL;
+		   *cdf = NULL, *host = NULL, *psk = NULL;
 	bool want_rdma = false;
 	struct line *floor = NULL, *tcp = NULL, *rdma = NULL, *rawr = NULL;
+	struct line *tls = NULL;
 	int64_t img = 0, v;
 	int o, nt, ret = 0;
 	bool split = false, have_raw = false;
@@ -452,6 +467,9 @@ int cmd_fault(int argc, char **argv)
 		case O_HOST:
 			host = optarg;
 			break;
+		case O_PSK:
+			psk = optarg;
+			break;
 		case 'h':
 			fault_usage(stdout);
 			return 0;
@@ -488,7 +506,7 @@ int cmd_fault(int argc, char **argv)
 	for (int i = 0; i < nt; i++)
 		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
 	ret = bench_env_open_ex(&b->env, connect, host, want_rdma,
-				(uint64_t)img, (uint32_t)b->psize);
+				(uint64_t)img, (uint32_t)b->psize, psk);
 	if (ret)
 		return 1;
 	if (b->env.img_len / b->psize < b->batch + b->warmup) {
@@ -503,14 +521,16 @@ int cmd_fault(int argc, char **argv)
 
 		if (ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
-		ln = add_line(b, rpage_transport_name(ts[i]), K_UFFD, ts[i]);
+		ln = add_line(b, bench_transport_name(ts[i]), K_UFFD, ts[i]);
 		if (ts[i] == RPAGE_TRANSPORT_TCP)
 			tcp = ln;
+		if (ts[i] == BENCH_T_TLS)
+			tls = ln;
 		if (ts[i] == RPAGE_TRANSPORT_RDMA)
 			rdma = ln;
 	}
 	add_line(b, "anon-touch", K_ANON, 0);
-	if (tcp || !b->env.remote)
+	if (tcp || tls || !b->env.remote)
 		have_raw = add_line(b, "raw-tcp", K_RAW_TCP, 0) != NULL;
 	if (rdma)
 		rawr = add_line(b, "raw-rdma", K_RAW_RDMA, 0);
@@ -641,6 +661,13 @@ int cmd_fault(int argc, char **argv)
 			     bench_ratio(tcp->lat.p99, floor->lat.p99), 2.0,
 			     false);
 	}
+	if (tls && tcp && !tls->lat.why[0] && !tcp->lat.why[0]) {
+		printf("# tls = TCP with TLS 1.3 (%s): the same fault path, encrypted and authenticated\n",
+		       tls->src ? tls_path(tls->src) : "?");
+		bench_target(stdout, "tls fault p50 / tcp p50",
+			     bench_ratio(tls->lat.t_typical, tcp->lat.t_typical),
+			     1.2, false);
+	}
 	fflush(stdout);
 
 	if (json) {
@@ -672,6 +699,15 @@ int cmd_fault(int argc, char **argv)
 					   "{\"what\":\"tcp fault p99 / local p99\",\"value\":%.3f,\"limit\":2.0,\"pass\":%s}",
 					r50, r50 <= 1.5 ? "true" : "false",
 					r99, r99 <= 2.0 ? "true" : "false");
+			}
+			if (tls && tcp && !tls->lat.why[0] && !tcp->lat.why[0]) {
+				double r = bench_ratio(tls->lat.t_typical, tcp->lat.t_typical);
+
+				fprintf(f, "%s{\"what\":\"tls fault p50 / tcp p50\",\"value\":%.3f,\"limit\":1.2,\"pass\":%s,\"record_layer\":",
+					!floor->lat.why[0] ? "," : "", r,
+					r <= 1.2 ? "true" : "false");
+				bench_json_str(f, tls->src ? tls_path(tls->src) : "?");
+				fputc('}', f);
 			}
 			fprintf(f, "]");
 			if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])

@@ -34,7 +34,7 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
-#define MAX_LINES 6
+#define MAX_LINES 7
 #define MAX_ROUNDS 32
 /* the library's fill defaults (client/attach.c), for raw-rdma */
 #define FILL_CHUNK_DEFAULT (1u << 20)
@@ -234,7 +234,9 @@ static void fill_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rpage-bench fill [options]\n"
-		"  -t, --transport LIST  local,tcp[,rdma] (default local,tcp)\n"
+		"  -t, --transport LIST  local,tcp[,tls][,rdma] (default local,tcp; tls: TCP with\n"
+		"                        TLS 1.3 from a second in-process server)\n"
+		"      --psk-file FILE   with --connect: the server's key, for the tls line\n"
 		"  -c, --connect H:P     a running rpage-server (its first region: an image from\n"
 		"                        `rpage-bench mkimage FILE SIZE`, seed 1) instead\n"
 		"                        of one started in-process on 127.0.0.1\n"
@@ -252,7 +254,7 @@ static void fill_usage(FILE *f)
 
 int cmd_fill(int argc, char **argv)
 {
-	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST };
+	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST, O_PSK };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -263,6 +265,7 @@ int cmd_fill(int argc, char **argv)
 		{ "depth", required_argument, NULL, O_DEPTH },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "host", required_argument, NULL, O_HOST },
+		{ "psk-file", required_argument, NULL, O_PSK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -276,12 +279,12 @@ int cmd_fill(int argc, char **argv)
 	uint64_t size = 256u << 20, psize = RP_PAGE_4K, bad = 0;
 	unsigned rounds = 3, nl = 0;
 	struct fill_line *rawl = NULL, *tcpl = NULL, *locl = NULL, *placel;
-	struct fill_line *rdmal = NULL, *rrl = NULL;
+	struct fill_line *rdmal = NULL, *rrl = NULL, *tlsl = NULL;
 	struct bench_rawrdma *rr = NULL;
 	uint32_t rr_chunk;
 	unsigned rr_depth;
 	bool raw_ok = false, want_rdma = false, verbose = false;
-	const char *host = NULL;
+	const char *host = NULL, *psk = NULL;
 	int64_t v;
 	int o, nt, ret = 0;
 
@@ -320,6 +323,9 @@ int cmd_fill(int argc, char **argv)
 		case O_HOST:
 			host = optarg;
 			break;
+		case O_PSK:
+			psk = optarg;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -345,7 +351,7 @@ int cmd_fill(int argc, char **argv)
 	for (int i = 0; i < nt; i++)
 		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
 	if (bench_env_open_ex(&env, connect, host, want_rdma, size,
-			      (uint32_t)psize))
+			      (uint32_t)psize, psk))
 		return 1;
 	if (env.img_len < size) {
 		fprintf(stderr, "rpage-bench fill: the server's region holds only %" PRIu64 " bytes\n",
@@ -363,10 +369,12 @@ int cmd_fill(int argc, char **argv)
 		if (ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
 		l = &lines[nl++];
-		snprintf(l->name, sizeof(l->name), "%s", rpage_transport_name(ts[i]));
+		snprintf(l->name, sizeof(l->name), "%s", bench_transport_name(ts[i]));
 		l->t = ts[i];
 		if (ts[i] == RPAGE_TRANSPORT_TCP)
 			tcpl = l;
+		if (ts[i] == BENCH_T_TLS)
+			tlsl = l;
 		if (ts[i] == RPAGE_TRANSPORT_RDMA)
 			rdmal = l;
 	}
@@ -494,6 +502,14 @@ int cmd_fill(int argc, char **argv)
 		bench_target(stdout, "tcp fill / raw tcp stream",
 			     bench_ratio(tcpl->median, rawl->median), 0.80,
 			     true);
+	if (tlsl && tcpl && tlsl->n && tcpl->n) {
+		char sec[400];
+
+		rpage_source_security(tlsl->src, sec, sizeof(sec));
+		printf("# tls = TCP with TLS 1.3 (%s)\n", sec);
+		bench_target(stdout, "tls fill / tcp fill",
+			     bench_ratio(tlsl->median, tcpl->median), 0.70, true);
+	}
 	fflush(stdout);
 
 	if (json) {
@@ -535,6 +551,16 @@ int cmd_fill(int argc, char **argv)
 
 				fprintf(f, "{\"what\":\"tcp fill / raw tcp stream\",\"value\":%.3f,\"limit\":0.8,\"at_least\":true,\"pass\":%s}",
 					q, q >= 0.8 ? "true" : "false");
+			}
+			if (tlsl && tcpl && tlsl->n && tcpl->n) {
+				double q = bench_ratio(tlsl->median, tcpl->median);
+				char sec[400];
+
+				rpage_source_security(tlsl->src, sec, sizeof(sec));
+				fprintf(f, "%s{\"what\":\"tls fill / tcp fill\",\"value\":%.3f,\"limit\":0.7,\"at_least\":true,\"pass\":%s,\"record_layer\":",
+					rawl->n ? "," : "", q, q >= 0.7 ? "true" : "false");
+				bench_json_str(f, sec);
+				fputc('}', f);
 			}
 			fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", bad);
 			if (fclose(f))

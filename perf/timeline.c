@@ -171,7 +171,8 @@ int cmd_timeline(int argc, char **argv)
 	if (!getenv("RPAGE_LOG"))
 		rpage_set_log_level(RPAGE_LOG_WARN);
 	if (bench_env_open_ex(&env, connect, host,
-			      t == RPAGE_TRANSPORT_RDMA, size, (uint32_t)psize))
+			      t == RPAGE_TRANSPORT_RDMA, size, (uint32_t)psize,
+			      NULL))
 		return 1;
 	if (bench_env_source(&env, (enum rpage_transport)t, &src, why,
 			     sizeof(why))) {
