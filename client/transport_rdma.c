@@ -509,10 +509,12 @@ int rp_rdma_ctl_call(struct rpage_source *s, uint16_t type, const void *req,
 	if (h->type == RP_MSG_ERROR) {
 		struct rp_error e;
 
-		if (!rp_error_decode(buf, h->len, &e, &why))
-			rp_err("server %s refused %s: %s", peer,
-			       rp_rdma_msg_name(type), e.msg);
-		return -EPROTO;
+		if (rp_error_decode(buf, h->len, &e, &why))
+			return -EPROTO;
+		rp_err("server %s refused %s: %s", peer,
+		       rp_rdma_msg_name(type), e.msg);
+		/* EBUSY: a limit; the control connection goes on */
+		return e.code == EBUSY ? -EBUSY : -EPROTO;
 	}
 	if (h->type != want) {
 		rp_err("server %s answered %s with something else", peer,

@@ -864,7 +864,7 @@ static struct srv_rid *rid_by_ticket(struct srv_rsess *s, const uint8_t *tk)
 /* RDMA_TICKET_REQ: a ticket for one CONNECT of @session. */
 static int ctl_ticket(struct srv_rdma *r, uint64_t session,
 		      const struct srv_view *view, struct rp_conn *c,
-		      uint64_t tag, const char **why)
+		      uint64_t tag)
 {
 	struct srv_rsess *s;
 	struct srv_ticket *t = calloc(1, sizeof(*t));
@@ -901,10 +901,21 @@ static int ctl_ticket(struct srv_rdma *r, uint64_t session,
 	tickets_expire(r, s, rp_now_ns());
 	if (s->nconns + s->ntickets >= r->max_per_session ||
 	    r->nconns + r->ntickets >= r->max_total) {
+		bool mine = s->nconns + s->ntickets >= r->max_per_session;
+		char msg[128];
+		uint8_t b[8 + sizeof(msg)];
+		size_t n;
+
 		pthread_mutex_unlock(&r->lock);
 		free(t);
-		*why = "RDMA_TICKET_REQ beyond the cap on RDMA connections";
-		return -EPROTO;
+		/* a limit, not bad input: refuse this one, keep the session */
+		snprintf(msg, sizeof(msg), "no more RDMA connections: %u %s",
+			 mine ? r->max_per_session : r->max_total,
+			 mine ? "per session" : "in all");
+		rp_warn("RDMA: session %016llx: ticket refused: %s",
+			(unsigned long long)session, msg);
+		n = rp_error_encode(b, EBUSY, msg);
+		return rp_conn_send_frame(c, RP_MSG_ERROR, tag, b, (uint32_t)n);
 	}
 	t->next = s->tickets;
 	s->tickets = t;
@@ -995,7 +1006,7 @@ int srv_rdma_ctl(struct srv_rdma *r, uint64_t session,
 			*why = "RDMA_TICKET_REQ but this server has no RDMA";
 			return -EPROTO;
 		}
-		return ctl_ticket(r, session, view, c, h->tag, why);
+		return ctl_ticket(r, session, view, c, h->tag);
 	case RP_MSG_RDMA_KEYS_REQ:
 		if (h->len != RP_RDMA_TICKET_LEN) {
 			*why = "RDMA_KEYS_REQ without a ticket";

@@ -23,6 +23,8 @@
  *      disconnects the QP, and a READ on it with the old key returns no
  *      data; session 2's QP with session 1's old key still gets nothing;
  *   6. session 2's own key works on a fresh QP.
+ * With --caps N (the server runs with --max-rdma-per-session N) it checks
+ * that cap instead of steps 2 to 6.
  * Exit 0 when every step held, 1 otherwise. Every wait is bounded.
  */
 #include <netdb.h>
@@ -485,6 +487,39 @@ static void expect_refused(uint16_t rdma_port, uint64_t session,
 	result(err == -ECONNREFUSED, msg);
 }
 
+/*
+ * The cap on RDMA connections per session (the server runs with
+ * --max-rdma-per-session @cap): @c1 and cap - 1 more connect; one more is
+ * refused at its ticket, and the control connection goes on (a slot
+ * freed is usable again).
+ */
+static void caps_check(struct sess *s, unsigned cap)
+{
+	struct conn *more[64] = { NULL };
+	uint8_t tk[RP_RDMA_TICKET_LEN];
+	unsigned ok = 1;
+	char msg[160];
+	int ret;
+
+	for (unsigned i = 0; i + 1 < cap && i < 64; i++) {
+		more[i] = conn_open(s);
+		ok += more[i] != NULL;
+	}
+	snprintf(msg, sizeof(msg), "caps: %u of %u RDMA connections of one session accepted",
+		 ok, cap);
+	result(ok == cap, msg);
+	ret = rp_rdma_ticket(s->src, tk, "keyprobe");
+	snprintf(msg, sizeof(msg), "caps: connection %u of the session refused at its ticket (%s)",
+		 cap + 1, strerror(-ret));
+	result(ret == -EBUSY, msg);
+	conn_close(more[0]);
+	more[0] = conn_open(s);
+	result(more[0] != NULL,
+	       "caps: the control connection goes on; a freed slot is used again");
+	for (unsigned i = 0; i < 64; i++)
+		conn_close(more[i]);
+}
+
 int main(int argc, char **argv)
 {
 	static const uint8_t zero[RP_RDMA_TICKET_LEN];
@@ -492,17 +527,24 @@ int main(int argc, char **argv)
 	struct conn *c1 = NULL, *c1b = NULL, *c2 = NULL, *c3 = NULL;
 	struct rp_rdma_chunk old;
 	uint8_t want[PROBE_LEN];
+	unsigned cap = 0;
 	int fd, a = 1;
 
-	if (argc == 6 && !strcmp(argv[1], "--psk-file")) {
-		struct rpage_tls_opts o = { .psk_file = argv[2] };
+	while (a + 1 < argc && argv[a][0] == '-') {
+		if (!strcmp(argv[a], "--psk-file")) {
+			struct rpage_tls_opts o = { .psk_file = argv[a + 1] };
 
-		if (rpage_tls_new(&o, &tls))
-			return 1;
-		a = 3;
+			if (rpage_tls_new(&o, &tls))
+				return 1;
+		} else if (!strcmp(argv[a], "--caps")) {
+			cap = (unsigned)strtoul(argv[a + 1], NULL, 0);
+		} else {
+			break;
+		}
+		a += 2;
 	}
 	if (argc - a != 3) {
-		fprintf(stderr, "usage: rpage-keyprobe [--psk-file FILE] HOST PORT IMAGE\n");
+		fprintf(stderr, "usage: rpage-keyprobe [--psk-file FILE] [--caps N] HOST PORT IMAGE\n");
 		return 2;
 	}
 	host = argv[a];
@@ -526,6 +568,12 @@ int main(int argc, char **argv)
 	       "session 1: addresses are zero-based (no virtual address of the server)");
 	expect_data(c1, want, "session 1: READ with its own key");
 	old = c1->keys[0].chunks[0];
+	if (cap) {
+		caps_check(&s1, cap);
+		conn_close(c1);
+		sess_close(&s1);
+		goto out;
+	}
 
 	/* 2. what an outsider who watched the fabric can do with it */
 	expect_refused(s1.rdma_port, s1.src->session, zero,
@@ -540,9 +588,10 @@ int main(int argc, char **argv)
 	if (!c1b) {
 		result(false, "session 1: a second RDMA connection");
 	} else if (c1->keys_flags & RP_RDMA_KEYS_MW) {
+		/* own key first: a refused READ puts the QP in error */
+		expect_data(c1b, want, "session 1: READ with connection 2's own key");
 		expect_fail(c1b, &old, true, CQ_MS, false,
 			    "session 1: READ with connection 1's window key on connection 2's QP");
-		expect_data(c1b, want, "session 1: READ with connection 2's own key");
 	} else {
 		printf("keyprobe: note: this device has no type-2 memory windows: keys are per session\n");
 		expect_data(c1b, want, "session 1: READ on a second connection");
@@ -578,6 +627,14 @@ int main(int argc, char **argv)
 	conn_close(c1);
 	c1 = NULL;
 	sess_close(&s1);
+	/* a fresh QP: the refused READ above put c2's in error */
+	conn_close(c2);
+	c2 = conn_open(&s2);
+	if (!c2) {
+		result(false, "session 2: a second RDMA connection");
+		sess_close(&s2);
+		goto out;
+	}
 	if (c2->keys[0].chunks[0].rkey == old.rkey)
 		printf("keyprobe: note: session 2 got the same rkey 0x%x as session 1\n",
 		       old.rkey);
