@@ -40,7 +40,8 @@ static int server_error_pre(struct rp_conn *c, const struct rp_hdr *h,
 
 	if (h->len > sizeof(buf) || npre > h->len)
 		return proto_fail(peer, "malformed ERROR frame");
-	memcpy(buf, pre, npre);
+	if (npre)
+		memcpy(buf, pre, npre);
 	if (rp_conn_read_full(c, buf + npre, h->len - npre) ||
 	    rp_error_decode(buf, h->len, &e, &why))
 		return proto_fail(peer, why ? why : "malformed ERROR frame");

@@ -46,6 +46,13 @@ start_server() {
 	[ -n "$PORT" ] || fail "no port in the server's ready line"
 }
 
+# stop_server: ends the server started last and waits for it, so a new
+# one can take over server.log
+stop_server() {
+	kill "$SRV_PID" 2>/dev/null || true
+	wait "$SRV_PID" 2>/dev/null || true
+}
+
 # start_client [ARGS...]: sets SOCK, CLI_PID (args after the source)
 start_client() {
 	SOCK="$WORK/uffd.sock"

@@ -99,7 +99,7 @@ fi
 # 4. X.509 with authorization: client1 may read 'mem' only; client2 nothing
 P=$WORK/pki
 gen_pki "$P"
-kill "$SRV_PID"
+stop_server
 SRV_ARGS="--tls-cert $P/server.crt --tls-key $P/server.key --tls-ca $P/ca.crt --allow client1:mem" \
 	start_server mem="$WORK/img" other="$WORK/img2"
 X1="--tls-cert $P/client1.crt --tls-key $P/client1.key --tls-ca $P/ca.crt"

@@ -32,8 +32,7 @@ capture_run() { # NAME [SERVER/CLIENT credentials]
 	sleep 0.3
 	kill "$tpid"
 	wait "$tpid" 2>/dev/null || true
-	kill "$SRV_PID"
-	wait "$SRV_PID" 2>/dev/null || true
+	stop_server
 }
 
 search() { # PCAP: prints how many of the 512 pieces are in it

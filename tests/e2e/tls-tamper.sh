@@ -40,7 +40,7 @@ grep -q "flipped bit" "$WORK/plain.proxy" "$WORK/proxy.log" 2>/dev/null || fail 
 grep -q " [1-9][0-9]* mismatches\|MISMATCH" "$WORK/plain.guest" ||
 	{ cat "$WORK/plain.guest"; fail "plain: the flipped bit went unnoticed (it did not land in page data?)"; }
 echo "plain TCP: the flip placed a wrong page, as expected without integrity"
-kill "$SRV_PID"
+stop_server
 
 # TLS: the flip ends that connection, no wrong page
 SRV_ARGS="--psk-file $WORK/k.psk" start_server mem="$WORK/img"
