@@ -62,7 +62,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_HELPERS := $(B)/tests/rpage-badpeer
+TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-livepeer
 ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
@@ -101,6 +101,10 @@ $(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
 
 $(B)/tests/rpage-badpeer: $(B)/obj/tests/badpeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/rpage-livepeer: $(B)/obj/tests/livepeer.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

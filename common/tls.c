@@ -1040,6 +1040,17 @@ int rp_tls_server(struct rp_conn *c, const struct rpage_tls *t)
 	return 0;
 }
 
+void rp_conn_move(struct rp_conn *dst, struct rp_conn *src)
+{
+	*dst = *src;
+	if (dst->session) {
+		gnutls_transport_set_ptr(dst->session, dst);
+		gnutls_session_set_ptr(dst->session, dst);
+	}
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+}
+
 void rp_tls_session_free(struct rp_conn *c)
 {
 	if (c->session)

@@ -88,6 +88,10 @@ struct rp_conn {
 
 /* A plain connection on @fd (takes it). */
 void rp_conn_init(struct rp_conn *c, int fd);
+/* Moves a connection to another place in memory (GnuTLS keeps a
+ * pointer to it): *@dst takes it over, *@src is left empty. A struct
+ * rp_conn is never copied by assignment once TLS runs on it. */
+void rp_conn_move(struct rp_conn *dst, struct rp_conn *src);
 /* Closes the descriptor and frees the TLS state; @c may be reused. */
 void rp_conn_close(struct rp_conn *c);
 /* Makes every blocked read or write on @c return (any thread). */

@@ -57,7 +57,19 @@ struct mopt {
 	enum rpage_transport transport; /* post-copy */
 	const char *host;      /* address of both ends without --netns */
 	struct rpage_attach_opts fill;
+	const char *psk_file;  /* both ends authenticate with this key */
+	bool insecure;         /* plain TCP beyond loopback */
 };
+
+/* The run's credentials, loaded in the child that uses them. NULL (and
+ * 0) without --psk-file; non-zero when the key file is unusable. */
+static int load_tls(const struct mopt *o, struct rpage_tls **tls)
+{
+	struct rpage_tls_opts to = { .psk_file = o->psk_file };
+
+	*tls = NULL;
+	return o->psk_file ? rpage_tls_new(&to, tls) : 0;
+}
 
 struct track_cost {
 	bool measured;
@@ -507,6 +519,7 @@ static void *mmap_memfd(uint64_t size)
 static int run_dest(const struct mopt *o, struct mres *r)
 {
 	struct rpage_live_dest *d = NULL;
+	struct rpage_tls *tls = NULL;
 	struct wl w;
 	char *mem = mmap_region(o->size), *ref = NULL;
 	uint64_t s0, t0, t1;
@@ -519,9 +532,13 @@ static int run_dest(const struct mopt *o, struct mres *r)
 		return 1;
 	}
 	wl_setup(&w, o, mem);
-	ret = rpage_live_dest_new(mem, o->size, PSIZE, &o->fill, &d);
+	ret = load_tls(o, &tls);
+	if (!ret)
+		ret = rpage_live_dest_new(mem, o->size, PSIZE, &o->fill, &d);
 	if (!ret)
 		ret = rpage_live_dest_set_transport(d, o->transport);
+	if (!ret)
+		ret = rpage_live_dest_set_tls(d, tls, o->insecure);
 	if (!ret)
 		ret = rpage_live_dest_listen(d, o->netns ? r->dst_host : o->host,
 					     "0");
@@ -565,6 +582,7 @@ static int run_dest(const struct mopt *o, struct mres *r)
 	r->mismatches = wl_compare(&w, ref);
 	r->verified = r->mismatches == 0;
 	rpage_live_dest_free(d);
+	rpage_tls_free(tls);
 	return r->verified ? 0 : 5;
 }
 
@@ -617,6 +635,7 @@ static int run_source(const struct mopt *o, struct mres *r, int port)
 				      .resume = wl_resume,
 				      .postcopy_transport = o->transport };
 	struct rpage_live_source *s = NULL;
+	struct rpage_tls *tls = NULL;
 	struct switcher sw = { 0 }, wt = { 0 };
 	pthread_t swt;
 	struct wl w;
@@ -646,6 +665,10 @@ static int run_source(const struct mopt *o, struct mres *r, int port)
 	d1 = __atomic_load_n(&w.done_steps, __ATOMIC_RELAXED);
 	t1 = rp_now_ns();
 	r->rate_before = (double)(d1 - d0) / ((double)(t1 - t0) / 1e9);
+	if (load_tls(o, &tls))
+		return 1;
+	lo.tls = tls;
+	lo.insecure = o->insecure;
 	ret = rpage_live_source_new(mem, o->size, PSIZE, &lo, &s);
 	if (ret)
 		return 1;
@@ -696,6 +719,7 @@ static int run_source(const struct mopt *o, struct mres *r, int port)
 		}
 	}
 	rpage_live_source_free(s);
+	rpage_tls_free(tls);
 	return ret ? 3 : 0;
 }
 
@@ -858,6 +882,10 @@ static void usage(FILE *f)
 		"  --cut-postcopy-after MS  test: kill the TCP connections during post-copy\n"
 		"  --memfd               source memory is a shared memfd mapping (default anonymous)\n"
 		"  --fill-chunk B --fill-depth N  destination background fill (default 1M x 4)\n"
+		"  --psk-file FILE       both ends authenticate with this key (keys.psk format):\n"
+		"                        every connection is TLS 1.3; needed beyond loopback\n"
+		"                        (--netns) unless --insecure\n"
+		"  --insecure            plain TCP beyond loopback\n"
 		"  --json                one JSON object\n");
 }
 
@@ -886,6 +914,8 @@ static int parse(int argc, char **argv, struct mopt *o)
 		{ "memfd", no_argument, NULL, 'M' },
 		{ "fill-chunk", required_argument, NULL, 'F' },
 		{ "fill-depth", required_argument, NULL, 'P' },
+		{ "psk-file", required_argument, NULL, 'k' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -990,6 +1020,12 @@ static int parse(int argc, char **argv, struct mopt *o)
 			break;
 		case 'P':
 			o->fill.fill_depth = (uint32_t)atoi(optarg);
+			break;
+		case 'k':
+			o->psk_file = optarg;
+			break;
+		case 'I':
+			o->insecure = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -464,6 +464,14 @@ struct rpage_live_opts {
 	 * has a usable device and the destination takes it, else TCP), TCP,
 	 * or RDMA (the migration fails without a device). */
 	enum rpage_transport postcopy_transport;
+	/* Credentials (borrowed; must outlive the source; NULL: none). With
+	 * them every connection is TLS 1.3: the destination proves it holds
+	 * the key (or its certificate names the host migrated to), and the
+	 * post-copy page server, started only at the switchover, serves that
+	 * identity alone. Without them a destination beyond loopback is
+	 * refused (-EACCES) unless @insecure. */
+	const struct rpage_tls *tls;
+	int insecure;
 };
 
 #define RPAGE_LIVE_MAX_ROUNDS 64
@@ -549,12 +557,24 @@ int rpage_live_dest_listen(struct rpage_live_dest *d, const char *host,
  * rpage_live_dest_run. 0 or -EINVAL. */
 int rpage_live_dest_set_transport(struct rpage_live_dest *d,
 				  enum rpage_transport t);
+/*
+ * Credentials for every connection of the migration (borrows @tls: it
+ * must outlive @d; NULL: none). With them the destination takes only a
+ * source that authenticates; without them rpage_live_dest_run refuses to
+ * wait on an address that is not loopback (-EACCES) unless @insecure.
+ * Call before rpage_live_dest_run. 0.
+ */
+int rpage_live_dest_set_tls(struct rpage_live_dest *d,
+			    const struct rpage_tls *tls, int insecure);
 int rpage_live_dest_port(const struct rpage_live_dest *d);
 /*
  * Accepts one source and receives pre-copy until the switchover. Returns
  * 0 when the workload may resume here (pages still at the source fault
  * and are fetched). -ECONNABORTED: the source gave up (why says why);
- * -ECONNRESET: the source was lost before the switchover.
+ * -ECONNRESET: the source was lost before the switchover; -ETIMEDOUT: no
+ * source (that could authenticate) arrived. Connections that fail their
+ * handshake, are idle or come before the control connection are closed
+ * and logged; they do not hold the destination up.
  */
 int rpage_live_dest_run(struct rpage_live_dest *d);
 /*

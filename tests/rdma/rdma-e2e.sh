@@ -403,7 +403,7 @@ measure_one() { # TRANSPORT
 # populated page tables is what runs here
 t_live_rdma() {
 	local out=$W/live.out rc=0
-	rpage_timeout 150 "$BIN/rpage-bench" migrate --host "$RXE_SERVER_IP" \
+	rpage_timeout 150 "$BIN/rpage-bench" migrate --host "$RXE_SERVER_IP" $PSK \
 		--transport rdma --size 32M --workload rand --write-rate 20 \
 		--duration 3 --mode hybrid --switch-after 300 >$out 2>&1 || rc=$?
 	cat $out

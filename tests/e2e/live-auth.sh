@@ -1,0 +1,24 @@
+#!/bin/sh
+# Live migration between authenticated ends (rpage-livepeer, through the
+# library on loopback): uninvited peers at the destination — an idle
+# connection, a plain one that sends pages, one with another identity's
+# key — are closed and logged without holding the real source up or
+# writing a byte; no page server runs when nothing is left for post-copy;
+# in post-copy the page server, started at the switchover, refuses every
+# identity but the destination's, and every byte arrives right.
+. "$(dirname "$0")/lib.sh"
+[ -e /proc/sys/vm/unprivileged_userfaultfd ] || skip "no userfaultfd in this kernel"
+# the destination knows "live"; the source knows "live" (its own) and
+# "other", so "other" authenticates to the source but must not be served
+gen_psk "$WORK/live.psk" live
+gen_psk "$WORK/other.psk" other
+cat "$WORK/live.psk" "$WORK/other.psk" >"$WORK/keys.psk"
+chmod 600 "$WORK/keys.psk"
+timeout 120 "$TBIN/rpage-livepeer" "$WORK" >"$WORK/livepeer.log" 2>&1 || { cat "$WORK/livepeer.log"; fail "rpage-livepeer"; }
+cat "$WORK/livepeer.log"
+grep -q "plain rpage HELLO, but this server requires TLS\|not a TLS handshake" "$WORK/livepeer.log" ||
+	fail "the plain peer's refusal is not logged"
+grep -q "unknown PSK identity 'other'\|TLS handshake failed" "$WORK/livepeer.log" ||
+	fail "the wrong key's refusal is not logged"
+grep -q "identity 'other' may read no region" "$WORK/livepeer.log" ||
+	fail "the page server's refusal of another identity is not logged"
