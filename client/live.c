@@ -467,7 +467,13 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 				     "pages are missing but the source names no page server");
 			goto fail;
 		}
-		uffd = rp_uffd_open(0, NULL);
+		/* the workload's discards, unmaps, moves and forks reach the
+		 * fault handler, which keeps their semantics exact */
+		uffd = rp_uffd_open(UFFD_FEATURE_EVENT_REMOVE |
+					    UFFD_FEATURE_EVENT_UNMAP |
+					    UFFD_FEATURE_EVENT_REMAP |
+					    UFFD_FEATURE_EVENT_FORK,
+				    NULL);
 		if (uffd < 0) {
 			ret = uffd;
 			rp_err("userfaultfd: %s", strerror(-ret));
