@@ -60,7 +60,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_HELPERS := $(B)/tests/rpage-badpeer
+TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-probe \
+	$(B)/tests/rpage-torture
 ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
@@ -99,6 +100,16 @@ $(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
 
 $(B)/tests/rpage-badpeer: $(B)/obj/tests/badpeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/rpage-probe: $(B)/obj/tests/torture/probe.o $(B)/obj/tests/torture/stranger.o \
+		$(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/rpage-torture: $(B)/obj/tests/torture/torture.o \
+		$(B)/obj/tests/torture/stranger.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
