@@ -54,7 +54,7 @@ LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	client/attach.c client/fc.c
 LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
 LIB_SRC += $(wildcard common/proto_rdma.c)
-LIB_SRC += common/proto_live.c common/dirty.c server/live_source.c client/live_dest.c
+LIB_SRC += common/live.c common/proto_live.c common/dirty.c server/live_source.c client/live_dest.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench

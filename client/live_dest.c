@@ -342,23 +342,13 @@ static void stop_rx(struct rpage_live_dest *d)
 static int connect_all(struct rpage_live_dest *d)
 {
 	struct rp_live_hello h;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	int ret;
 
 	ret = accept_one(d, &d->ctl);
 	if (ret)
 		return ret;
 	rp_peer_name(d->ctl, d->peer, sizeof(d->peer));
-	if (getpeername(d->ctl, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-				  d->peer_host, sizeof(d->peer_host));
-		else
-			inet_ntop(AF_INET6,
-				  &((struct sockaddr_in6 *)&ss)->sin6_addr,
-				  d->peer_host, sizeof(d->peer_host));
-	}
+	rp_sock_host(d->ctl, true, d->peer_host, sizeof(d->peer_host));
 	ret = hello(d, d->ctl, &h);
 	if (ret)
 		return ret;

@@ -51,36 +51,6 @@ struct rpage_live_source {
 	struct rpage_live_stats st;
 };
 
-RP_EXPORT int rpage_live_mode_parse(const char *s)
-{
-	for (int m = RPAGE_LIVE_HYBRID; m <= RPAGE_LIVE_POSTCOPY; m++)
-		if (!strcmp(s, rpage_live_mode_name((enum rpage_live_mode)m)))
-			return m;
-	return -EINVAL;
-}
-
-RP_EXPORT const char *rpage_live_mode_name(enum rpage_live_mode m)
-{
-	switch (m) {
-	case RPAGE_LIVE_HYBRID:
-		return "hybrid";
-	case RPAGE_LIVE_PRECOPY:
-		return "precopy";
-	case RPAGE_LIVE_POSTCOPY:
-		return "postcopy";
-	}
-	return "?";
-}
-
-RP_EXPORT const char *rpage_live_reason_name(enum rpage_live_reason r)
-{
-	static const char *const n[] = { "none", "converged", "not-converging",
-					 "max-rounds", "explicit",
-					 "postcopy-only" };
-
-	return (unsigned)r < RP_ARRAY_SIZE(n) ? n[r] : "?";
-}
-
 RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 				    uint32_t page_size,
 				    const struct rpage_live_opts *opts,
@@ -384,21 +354,11 @@ static int send_abort(struct rpage_live_source *s, int code, const char *msg)
 
 static int start_page_server(struct rpage_live_source *s, uint16_t *port)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "";
+	char host[INET6_ADDRSTRLEN];
 	int ret;
 
 	/* listen where the destination reached us */
-	if (getsockname(s->ctl, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-				  host, sizeof(host));
-		else if (ss.ss_family == AF_INET6)
-			inet_ntop(AF_INET6,
-				  &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
-				  sizeof(host));
-	}
+	rp_sock_host(s->ctl, false, host, sizeof(host));
 	ret = rpage_server_new(&s->srv);
 	if (ret)
 		return ret;
