@@ -23,6 +23,9 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -pthread -fPIC -fvisibility=hidden $(WARN)
 LDFLAGS += -pthread
+# every object also writes the list of headers it read (X.d beside X.o),
+# so a changed header rebuilds exactly what uses it
+DEPFLAGS := -MMD -MP
 
 ifneq ($(SAN),)
 B ?= build/san-$(subst $(comma),-,$(SAN))
@@ -47,6 +50,10 @@ LIBS += -lnuma
 endif
 endif
 
+# The unit tests need CUnit (Debian: libcunit1-dev); without it `make`
+# builds everything else and says so. CUNIT=0 builds as if it were absent.
+CUNIT ?= $(shell test -e /usr/include/CUnit/CUnit.h && echo 1 || echo 0)
+
 LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	common/uffd.c common/net.c \
 	server/server.c \
@@ -54,9 +61,11 @@ LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	client/attach.c client/fc.c
 LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
 LIB_SRC += $(wildcard common/proto_rdma.c)
-LIB_SRC += common/live.c common/proto_live.c common/dirty.c server/live_source.c client/live_dest.c
+LIB_SRC += common/live.c common/proto_live.c common/dirty.c \
+	server/live_source.c client/live_dest.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 
+BENCH_SRC := $(wildcard perf/*.c)
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
@@ -65,12 +74,29 @@ ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
 
-all: $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(UNIT_BIN) \
-	$(TEST_HELPERS) $(B)/lib/rpage.pc
+ALL := $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(TEST_HELPERS) \
+	$(B)/lib/rpage.pc
+ifeq ($(CUNIT),1)
+ALL += $(UNIT_BIN)
+endif
 
-$(B)/obj/%.o: %.c $(wildcard include/rpage/*.h common/*.h client/*.h server/*.h perf/*.h tests/*.h)
+all: $(ALL)
+ifneq ($(CUNIT),1)
+	@echo "rpage: CUnit is not installed, so the unit tests ($(UNIT_BIN)) were not built;"
+	@echo "rpage: they need the Debian package libcunit1-dev (apt-get install libcunit1-dev, or make deps-test)"
+endif
+
+# The compiler and flags every object was built with: when they change
+# (RDMA=0 then RDMA=1, another CC or CFLAGS), every object is rebuilt,
+# not only those whose sources changed.
+BUILD_FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS) $(LIBS)
+$(B)/build-flags: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+
+$(B)/obj/%.o: %.c $(B)/build-flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(B)/lib/librpage.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -89,7 +115,7 @@ $(B)/lib/rpage.pc: rpage.pc.in Makefile
 # Programs link the static library: they run from the build tree.
 $(B)/bin/rpage-server: $(B)/obj/server/main.o $(B)/lib/librpage.a
 $(B)/bin/rpage-client: $(B)/obj/client/main.o $(B)/lib/librpage.a
-$(B)/bin/rpage-bench: $(patsubst %.c,$(B)/obj/%.o,$(wildcard perf/*.c)) $(B)/lib/librpage.a
+$(B)/bin/rpage-bench: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
 $(PROGS):
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
@@ -106,6 +132,11 @@ $(B)/tests/rpage-keyprobe: $(B)/obj/tests/rdma-keyprobe.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+OBJS := $(LIB_OBJ) $(B)/obj/server/main.o $(B)/obj/client/main.o \
+	$(BENCH_SRC:%.c=$(B)/obj/%.o) $(UNIT_SRC:%.c=$(B)/obj/%.o) \
+	$(B)/obj/tests/badpeer.o $(B)/obj/tests/rdma-keyprobe.o
+-include $(OBJS:.o=.d)
+
 deps:
 	@sh tests/deps.sh build
 
@@ -118,8 +149,8 @@ deps-build:
 deps-test:
 	@sh tests/deps.sh test
 
-# Every test. The soft-RoCE guest tests run too (skipped, with the reason,
-# only when QEMU cannot run at all).
+# Every test. The soft-RoCE guest tests run too
+# (skipped, with the reason, only when QEMU cannot run at all).
 check: deps-test
 	$(MAKE) all
 	B=$(B) sh tests/run.sh all
@@ -148,7 +179,9 @@ install: all
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 clean:
-	rm -rf build/obj build/bin build/lib build/tests build/san-*
+	rm -rf build/obj build/bin build/lib build/tests build/build-flags build/san-*
+
+FORCE:
 
 .PHONY: all deps deps-build deps-test demo check check-unit check-e2e \
-	check-rdma install clean
+	check-rdma install clean FORCE
