@@ -74,8 +74,17 @@ ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
 
+# Test builds: the library and the programs again, compiled with the
+# fault-injection points of common/inject.h (-DRPAGE_INJECT), for the tests
+# that fail something on purpose. Nothing of it is installed: the shipped
+# library and programs hold no injection code.
+T_CPPFLAGS := -DRPAGE_INJECT=1
+T_LIB_OBJ := $(LIB_OBJ:$(B)/obj/%=$(B)/tests/obj/%) $(B)/tests/obj/common/inject.o
+T_LIB := $(B)/tests/lib/librpage.a
+T_PROGS := $(PROGS:$(B)/bin/%=$(B)/tests/bin/%)
+
 ALL := $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(TEST_HELPERS) \
-	$(B)/lib/rpage.pc
+	$(T_PROGS) $(B)/lib/rpage.pc
 ifeq ($(CUNIT),1)
 ALL += $(UNIT_BIN)
 endif
@@ -98,7 +107,15 @@ $(B)/obj/%.o: %.c $(B)/build-flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
+$(B)/tests/obj/%.o: %.c $(B)/build-flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(T_CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
 $(B)/lib/librpage.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(T_LIB): $(T_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -116,11 +133,14 @@ $(B)/lib/rpage.pc: rpage.pc.in Makefile
 $(B)/bin/rpage-server: $(B)/obj/server/main.o $(B)/lib/librpage.a
 $(B)/bin/rpage-client: $(B)/obj/client/main.o $(B)/lib/librpage.a
 $(B)/bin/rpage-bench: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
-$(PROGS):
+$(B)/tests/bin/rpage-server: $(B)/tests/obj/server/main.o $(T_LIB)
+$(B)/tests/bin/rpage-client: $(B)/tests/obj/client/main.o $(T_LIB)
+$(B)/tests/bin/rpage-bench: $(BENCH_SRC:%.c=$(B)/tests/obj/%.o) $(T_LIB)
+$(PROGS) $(T_PROGS):
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/tests/obj/%.o) $(T_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
 
@@ -132,9 +152,11 @@ $(B)/tests/rpage-keyprobe: $(B)/obj/tests/rdma-keyprobe.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-OBJS := $(LIB_OBJ) $(B)/obj/server/main.o $(B)/obj/client/main.o \
-	$(BENCH_SRC:%.c=$(B)/obj/%.o) $(UNIT_SRC:%.c=$(B)/obj/%.o) \
-	$(B)/obj/tests/badpeer.o $(B)/obj/tests/rdma-keyprobe.o
+OBJS := $(LIB_OBJ) $(T_LIB_OBJ) $(B)/obj/server/main.o $(B)/obj/client/main.o \
+	$(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/tests/obj/server/main.o \
+	$(B)/tests/obj/client/main.o $(BENCH_SRC:%.c=$(B)/tests/obj/%.o) \
+	$(UNIT_SRC:%.c=$(B)/tests/obj/%.o) $(B)/obj/tests/badpeer.o \
+	$(B)/obj/tests/rdma-keyprobe.o
 -include $(OBJS:.o=.d)
 
 deps:

@@ -25,6 +25,7 @@
 
 #include "../common/bitmap.h"
 #include "../common/hist.h"
+#include "../common/inject.h"
 #include "../common/net.h"
 #include "../common/proto_live.h"
 #include "../common/uffd.h"
@@ -533,9 +534,8 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
 		return reject(d, d->ctl, EPROTO, why);
 	ret = d->rx_err;
-	if (!ret && getenv("RPAGE_LIVE_TEST_FAIL_SWITCHOVER")) {
-		/* fault injection for tests/e2e/live-switchover-refused.sh */
-		rp_err("failing the switchover as RPAGE_LIVE_TEST_FAIL_SWITCHOVER asks");
+	if (!ret && rp_inject_fail(RP_INJECT_LIVE_SWITCHOVER_ERROR)) {
+		rp_err("failing the switchover: fault injection asks for it");
 		ret = -EIO;
 	}
 	if (!ret)

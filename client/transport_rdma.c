@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../common/inject.h"
 #include "../common/proto_rdma.h"
 #include "client_int.h"
 
@@ -299,12 +300,11 @@ static int build_wrs(struct rdma_chan *rc, uint32_t region,
 }
 
 static void report_wc(struct rdma_chan *rc, uint32_t region, uint64_t off,
-		      enum ibv_wc_status st, bool injected)
+		      enum ibv_wc_status st)
 {
-	rp_err("RDMA READ of page at offset 0x%llx of region '%s' from %s on device %s failed: %s (status %d)%s: ending this connection",
+	rp_err("RDMA READ of page at offset 0x%llx of region '%s' from %s on device %s failed: %s (status %d): ending this connection",
 	       (unsigned long long)off, rc->src->regions[region].name, rc->peer,
-	       rc->dev, ibv_wc_status_str(st), (int)st,
-	       injected ? " [injected by RPAGE_RDMA_FAIL_AFTER]" : "");
+	       rc->dev, ibv_wc_status_str(st), (int)st);
 }
 
 static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
@@ -383,21 +383,17 @@ static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		}
 		for (int i = 0; i < ret; i++) {
 			enum ibv_wc_status st = wc[i].status;
-			bool inj = false;
 
 			rc->outstanding--;
 			done++;
 			if (st == IBV_WC_SUCCESS && !err &&
-			    rp_rdma_inject_fail()) {
+			    rp_inject_fail(RP_INJECT_RDMA_READ_ERROR))
 				st = IBV_WC_REM_ACCESS_ERR;
-				inj = true;
-			}
 			if (st != IBV_WC_SUCCESS && !err) {
 				err = rp_wc_errno(st);
 				if (wc[i].wr_id < total)
 					report_wc(rc, region,
-						  rc->wr_off[wc[i].wr_id], st,
-						  inj);
+						  rc->wr_off[wc[i].wr_id], st);
 				rc->broken = true;
 				rp_ibv_qp_to_error(rc->id->qp);
 			}

@@ -32,7 +32,8 @@ enum rpage_log_level {
 	RPAGE_LOG_DEBUG = 3,
 };
 
-/* Messages at or below @level go to stderr (the default is INFO). */
+/* Messages at or below @level go to stderr (the default is INFO, or
+ * RPAGE_LOG=0..3 from the environment until this is called). */
 void rpage_set_log_level(enum rpage_log_level level);
 
 /* Returns the library version as a static string, e.g. "0.1". */

@@ -4,7 +4,8 @@
 # Run from the host (tests/rdma/run-rdma-tests.sh does this):
 #   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [VARIANT...]]
 # PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench,
-# rpage-keyprobe.
+# rpage-keyprobe, and in test/ the test builds of rpage-server and
+# rpage-client (fault injection, common/inject.h).
 #
 # VARIANTs (default: nodev single pair loss measure, in one boot):
 #   nodev    no RDMA device at all: --transport rdma fails with a clear
@@ -12,9 +13,10 @@
 #   single   rxe0 on dummy0, both ends on it: rpage-server + rpage-client
 #            --transport rdma + rpage-bench guest, every byte verified; the
 #            server must have served 0 page requests (one-sided READs only);
-#            regions split into 1 MiB memory regions (RPAGE_RDMA_MAX_MR);
-#            an injected completion error gives a clear message naming the
-#            page offset and the device, and no page is corrupted
+#            regions split into 1 MiB memory regions and an injected
+#            completion error (the test builds in test/, with fault
+#            injection: rdma-max-mr, rdma-read-error) gives a clear message
+#            naming the page offset and the device, and no page is corrupted
 #   pair     rxe0 on vA <-> rxe1 on vB, client bound with --rdma-dev rxe1
 #   loss     pair + netem loss 1% on both ends (ACK timeout 14: fast recovery)
 #   measure  rxe_single: the same workload over --transport rdma and tcp;
@@ -26,6 +28,7 @@ set -eu
 
 here=$(pwd)
 BIN=${RPAGE_BIN:-$here}
+TBIN=$BIN/test
 variants=${*:-nodev single pair loss measure}
 size=${E2E_SIZE:-16M}
 msize=${E2E_MEASURE_SIZE:-16M}
@@ -94,7 +97,7 @@ server_start() { # ADDR [ENV=VALUE...]
 	local addr=$1
 	shift
 	rm -f $W/server.out
-	env "$@" "$BIN/rpage-server" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img >$W/server.out 2>&1 &
+	env "$@" "${SERVER_BIN:-$BIN/rpage-server}" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img >$W/server.out 2>&1 &
 	SPID=$!
 	wait_listen $PORT 20 $SPID || { cat $W/server.out; return 1; }
 	local n=0
@@ -189,6 +192,10 @@ t_rdma() { # NAME [CLIENT_ARG...]
 	grep -q 'using rdma on' $W/$name.client || { echo "rdma-e2e: client did not report rdma" >&2; return 1; }
 	grep -q ' 0 page requests' $W/$name.server ||
 		{ echo "rdma-e2e: the server served page requests: not one-sided" >&2; return 1; }
+	case ${SERVER_ENV:-} in RPAGE_INJECT=*)
+		grep -q "fault injection armed: ${SERVER_ENV#RPAGE_INJECT=}" $W/$name.server ||
+			{ echo "rdma-e2e: the server did not arm ${SERVER_ENV#RPAGE_INJECT=}" >&2; return 1; } ;;
+	esac
 }
 
 # auto with devices on both ends picks rdma
@@ -206,7 +213,7 @@ t_inject() {
 	local cpid gpid rc=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
-	RPAGE_RDMA_FAIL_AFTER=40 "$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
+	RPAGE_INJECT=rdma-read-error=40 "$TBIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
 		--transport rdma --uffd-socket $W/u.sock --no-progress --fill-depth 2 \
 		>$W/inject.client 2>&1 &
 	cpid=$!
@@ -367,9 +374,9 @@ for v in $variants; do
 		;;
 	single)
 		rxe_single
-		SERVER_ENV=RPAGE_RDMA_MAX_MR=1048576
+		SERVER_BIN=$TBIN/rpage-server SERVER_ENV=RPAGE_INJECT=rdma-max-mr=1048576
 		run_test single/rdma-split-mr t_rdma single
-		SERVER_ENV=
+		SERVER_BIN= SERVER_ENV=
 		run_test single/auto-picks-rdma t_auto_rdma
 		run_test single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
 		run_test single/completion-error t_inject
