@@ -2,6 +2,7 @@
 #   make            build the library, the programs and the tests
 #   make demo       the main job: a real migration on this host, verified
 #   make check      every test (unit, end-to-end, soft-RoCE guest)
+#   make check T=NAME   one test by name (tests/README.md; T="A B" for several)
 #   make check SAN=address,undefined   the same under sanitizers
 #   make install PREFIX=/usr/local DESTDIR=
 # `make demo` and `make check` first make sure the Debian packages they
@@ -171,11 +172,15 @@ deps-build:
 deps-test:
 	@sh tests/deps.sh test
 
-# Every test. The soft-RoCE guest tests run too
+# Every test, or those named by T. The soft-RoCE guest tests run too
 # (skipped, with the reason, only when QEMU cannot run at all).
 check: deps-test
 	$(MAKE) all
-	B=$(B) sh tests/run.sh all
+	B=$(B) sh tests/run.sh $(if $(T),-t "$(T)",all)
+
+# The names T accepts.
+list-tests: all
+	@B=$(B) sh tests/run.sh -l
 
 check-unit: all
 	B=$(B) sh tests/run.sh unit
@@ -205,5 +210,5 @@ clean:
 
 FORCE:
 
-.PHONY: all deps deps-build deps-test demo check check-unit check-e2e \
-	check-rdma install clean FORCE
+.PHONY: all deps deps-build deps-test demo check list-tests check-unit \
+	check-e2e check-rdma install clean FORCE

@@ -1,8 +1,12 @@
 #!/bin/sh
-# rdma-e2e.sh [VARIANT...] -- guest payload: rpage over real verbs (soft-RoCE).
+# rdma-e2e.sh [VARIANT|VARIANT/TEST...] -- guest payload: rpage over real
+# verbs (soft-RoCE).
 #
 # Run from the host (tests/rdma/run-rdma-tests.sh does this):
-#   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [VARIANT...]]
+#   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [ARG...]]
+# An ARG is a VARIANT (all its tests) or VARIANT/TEST (that test alone, in
+# its variant's topology); `sh rdma-e2e.sh --list` prints every
+# VARIANT/TEST, on the host too, without running anything.
 # PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench,
 # rpage-keyprobe, and in test/ the test builds of rpage-server and
 # rpage-client (fault injection, common/inject.h).
@@ -26,10 +30,29 @@
 # guest-init has already sourced guest-lib.sh.
 set -eu
 
+if [ "${1:-}" = --list ]; then
+	sed -n 's/^[[:space:]]*rt \([a-z0-9-]*\/[a-z0-9-]*\) .*/\1/p' "$0"
+	exit 0
+fi
+
 here=$(pwd)
 BIN=${RPAGE_BIN:-$here}
 TBIN=$BIN/test
-variants=${*:-nodev single pair loss measure}
+# the variants asked for (always in this order: nodev needs a guest that
+# has had no device yet); whole: those run entirely; only: single
+# VARIANT/TEST names
+all_variants="nodev single pair loss measure"
+asked= whole= only=
+for a in ${*:-$all_variants}; do
+	v=${a%%/*}
+	case " $all_variants " in *" $v "*) ;; *) rpage_die "rdma-e2e: unknown variant '$v'" ;; esac
+	asked="$asked $v"
+	if [ "$a" = "$v" ]; then whole="$whole $v"; else only="$only $a"; fi
+done
+variants=
+for v in $all_variants; do
+	case " $asked " in *" $v "*) variants="$variants $v" ;; esac
+done
 size=${E2E_SIZE:-16M}
 msize=${E2E_MEASURE_SIZE:-16M}
 PORT=7000
@@ -362,36 +385,48 @@ t_measure() {
 
 # ---- main ---------------------------------------------------------------------
 
+# rt NAME CMD...: run_test NAME CMD... when NAME was asked for (its whole
+# variant, or NAME itself)
+rt() {
+	case " $whole " in *" ${1%%/*} "*) run_test "$@"; return ;; esac
+	case " $only " in *" $1 "*) run_test "$@" ;; esac
+	return 0
+}
+whole_variant() {
+	case " $whole " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 "$BIN/rpage-bench" mkimage $W/img "$size" || rpage_die "mkimage failed"
 for v in $variants; do
 	echo "rdma-e2e: ===== variant $v ====="
 	case $v in
 	nodev)
 		[ -z "$(ls /sys/class/infiniband 2>/dev/null)" ] || rpage_die "nodev: RDMA devices exist"
-		run_test nodev/rdma-fails-clearly t_nodev_rdma_fails
-		run_test nodev/auto-picks-tcp t_nodev_auto_tcp
+		rt nodev/rdma-fails-clearly t_nodev_rdma_fails
+		rt nodev/auto-picks-tcp t_nodev_auto_tcp
 		continue
 		;;
 	single)
 		rxe_single
 		SERVER_BIN=$TBIN/rpage-server SERVER_ENV=RPAGE_INJECT=rdma-max-mr=1048576
-		run_test single/rdma-split-mr t_rdma single
+		rt single/rdma-split-mr t_rdma single
 		SERVER_BIN= SERVER_ENV=
-		run_test single/auto-picks-rdma t_auto_rdma
-		run_test single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
-		run_test single/completion-error t_inject
-		run_test single/server-dies t_server_dies
-		run_test single/old-key-revoked t_old_key_revoked
-		run_test single/live-postcopy-rdma t_live_rdma
+		rt single/auto-picks-rdma t_auto_rdma
+		rt single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
+		rt single/completion-error t_inject
+		rt single/server-dies t_server_dies
+		rt single/old-key-revoked t_old_key_revoked
+		rt single/live-postcopy-rdma t_live_rdma
 		;;
 	pair)
 		rxe_pair
-		run_test pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
+		rt pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
 		;;
 	loss)
 		rxe_pair
 		rxe_loss 1
-		run_test loss/rdma t_rdma loss --rdma-dev "$RXE_CLIENT_DEV"
+		rt loss/rdma t_rdma loss --rdma-dev "$RXE_CLIENT_DEV"
 		;;
 	measure)
 		rxe_single
@@ -399,9 +434,10 @@ for v in $variants; do
 			"$BIN/rpage-bench" mkimage $W/img "$msize" || rpage_die "mkimage failed"
 		fi
 		size=$msize
-		run_test measure/rdma-vs-tcp t_measure
+		rt measure/rdma-vs-tcp t_measure
 		# the library's fill and fault paths alone, same boot (figures
 		# only: rpage-bench's own checks decide, these do not gate)
+		whole_variant measure || { rxe_teardown; continue; }
 		echo "rdma-e2e: INFO: rpage-bench fill -t tcp,rdma --host $RXE_SERVER_IP -s $msize -r 3"
 		rpage_timeout 300 "$BIN/rpage-bench" fill -t tcp,rdma --host "$RXE_SERVER_IP" -s "$msize" -r 3 ||
 			echo "rdma-e2e: INFO: rpage-bench fill failed rc=$?"
