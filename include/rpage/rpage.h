@@ -306,7 +306,7 @@ int rpage_fc_parse(const char *json, size_t len, struct rpage_range **ranges,
 		   unsigned *n);
 
 /* ------------------------------------------------------------------ */
-/* Live migration of a running workload (issue 4)                      */
+/* Live migration of a running workload                                */
 /* ------------------------------------------------------------------ */
 
 /*

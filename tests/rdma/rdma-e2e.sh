@@ -313,7 +313,7 @@ t_server_dies() {
 	return $rc
 }
 
-# a client's keys stop working when its control connection ends (issue 3):
+# a client's keys stop working when its control connection ends:
 # rpage-keyprobe READs with session 1's key, ends session 1, and READs with
 # the old key on session 1's QP and on a new session's QP (both must fail,
 # remote access error on the new one), then with session 2's own key
