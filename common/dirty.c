@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 
 #include "dirty.h"
+#include "inject.h"
 #include "rp.h"
 #include "uffd.h"
 
@@ -225,7 +226,7 @@ static int open_tracker(struct rp_dirty *d, bool force_sync)
 			      UFFD_FEATURE_EVENT_REMOVE };
 
 	/* tests: behave as a kernel older than 6.4 (sync, no WP_UNPOPULATED) */
-	bool old_kernel = getenv("RPAGE_TEST_OLD_UFFD_WP") != NULL;
+	bool old_kernel = rp_inject_value(RP_INJECT_UFFD_WP_OLD_KERNEL) != 0;
 
 	for (unsigned i = old_kernel ? 3 : force_sync ? 2 : 0; i < 4; i++) {
 		int fd = rp_uffd_open(tries[i], NULL);

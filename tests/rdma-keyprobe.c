@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rpage-keyprobe HOST PORT FILE: proves on real verbs that a client's RDMA
- * keys stop working when its control connection ends (issue 3).
+ * keys stop working when its control connection ends.
  *
  * FILE is what the server at HOST:PORT serves as region 0 (the bytes are
  * checked against it). Steps, each printing PASS or FAIL:

@@ -9,6 +9,6 @@
 	fail "$(cat "$WORK/probe.log")"
 "$TBIN/rpage-probe" --seed 15 live-sync-wp >>"$WORK/probe.log" 2>&1 ||
 	fail "$(cat "$WORK/probe.log")"
-RPAGE_TEST_OLD_UFFD_WP=1 "$TBIN/rpage-probe" --seed 15 live-sync-wp >>"$WORK/probe.log" 2>&1 ||
+RPAGE_INJECT=uffd-wp-old-kernel "$TBIN/rpage-probe" --seed 15 live-sync-wp >>"$WORK/probe.log" 2>&1 ||
 	fail "(as before 6.4) $(cat "$WORK/probe.log")"
 cat "$WORK/probe.log"
