@@ -32,6 +32,7 @@
 
 #include "../common/bitmap.h"
 #include "../common/hist.h"
+#include "../common/inject.h"
 #include "../common/uffd.h"
 #include "attach_int.h"
 #include "live_int.h"
@@ -689,6 +690,13 @@ static void *fill_main(void *arg)
 		pthread_mutex_lock(&a->qlock);
 		a->count += n;
 		pthread_mutex_unlock(&a->qlock);
+		if (rp_inject_fail(RP_INJECT_FILL_GIVE_UP)) {
+			/* test builds: fail for good with this batch queued */
+			rp_err("background fill failed for good (injected: fill-give-up)");
+			att_set_final(a, RPAGE_ATTACH_FAILED, -EIO);
+			rp_efd_signal(a->ready_efd);
+			break;
+		}
 		rp_efd_signal(a->ready_efd);
 	}
 out:

@@ -27,6 +27,7 @@ static const struct {
 	[RP_INJECT_LIVE_SWITCHOVER_ERROR] = { "live-switchover-error", FAILURE },
 	[RP_INJECT_UFFD_WP_OLD_KERNEL] = { "uffd-wp-old-kernel", SETTING },
 	[RP_INJECT_RDMA_MAX_MR] = { "rdma-max-mr", SETTING },
+	[RP_INJECT_FILL_GIVE_UP] = { "fill-give-up", FAILURE },
 };
 
 static struct {

@@ -52,6 +52,9 @@ enum rp_inject_point {
 	/* setting: the RDMA server registers each region as memory regions
 	 * of at most N bytes (server/server_rdma.c) */
 	RP_INJECT_RDMA_MAX_MR,
+	/* failure: the background fill fails for good, with no reconnect,
+	 * right after it queued a batch for placement (client/attach.c) */
+	RP_INJECT_FILL_GIVE_UP,
 	RP_INJECT_NPOINTS
 };
 

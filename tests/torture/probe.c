@@ -45,6 +45,7 @@
 static const char *sock_path;
 static uint64_t seed = 1, img_size = 64ull << 20;
 static int daemon_pid;
+static unsigned hold_s; /* stay connected this long after the scenario */
 
 /* "64M", "2G", "4096": bytes, or 0 when malformed. */
 static uint64_t parse_size(const char *s)
@@ -205,6 +206,8 @@ static int unmap_first(void)
 			bad("unmap-first", (half + off) / PS, "source data", b + off, at);
 	}
 	printf("unmap-first: the second range read with %" PRIu64 " bad pages\n", badn);
+	fflush(stdout);
+	sleep(hold_s);
 	close(sock);
 	return badn ? 1 : 0;
 }
@@ -460,7 +463,7 @@ static void on_alarm(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rpage-probe mkimage PATH SIZE SEED\n"
-		   "       rpage-probe [--socket PATH] [--seed N] [--size BYTES] [--daemon-pid PID] SCENARIO\n"
+		   "       rpage-probe [--socket PATH] [--seed N] [--size BYTES] [--daemon-pid PID] [--hold S] SCENARIO\n"
 		   "scenarios: discard-race no-remove sigbus unmap-first fork remap live-dest-discard live-sync-wp\n");
 }
 
@@ -471,6 +474,7 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "daemon-pid", required_argument, NULL, 'p' },
+		{ "hold", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -498,6 +502,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			daemon_pid = atoi(optarg);
+			break;
+		case 'H':
+			hold_s = (unsigned)atoi(optarg);
 			break;
 		case 'h':
 			usage(stdout);
