@@ -2,6 +2,7 @@
 #   make            build the library, the programs and the tests
 #   make demo       the main job: a real migration on this host, verified
 #   make check      every test (unit, end-to-end, soft-RoCE guest)
+#   make check T=NAME   one test by name (tests/README.md; T="A B" for several)
 #   make check SAN=address,undefined   the same under sanitizers
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make install PREFIX=/usr/local DESTDIR=
@@ -24,6 +25,9 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=gnu11 -pthread -fPIC -fvisibility=hidden $(WARN)
 LDFLAGS += -pthread
+# every object also writes the list of headers it read (X.d beside X.o),
+# so a changed header rebuilds exactly what uses it
+DEPFLAGS := -MMD -MP
 
 ifneq ($(SAN),)
 B ?= build/san-$(subst $(comma),-,$(SAN))
@@ -49,32 +53,73 @@ LIBS += -lnuma
 endif
 endif
 
+# The unit tests need CUnit (Debian: libcunit1-dev); without it `make`
+# builds everything else and says so. CUNIT=0 builds as if it were absent.
+CUNIT ?= $(shell test -e /usr/include/CUnit/CUnit.h && echo 1 || echo 0)
+
 LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	common/uffd.c common/net.c common/conn.c common/tls.c \
 	server/server.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
-	client/attach.c client/fc.c
+	client/attach.c client/place.c client/fc.c client/fetch.c
 LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
 LIB_SRC += $(wildcard common/proto_rdma.c)
-LIB_SRC += common/proto_live.c common/dirty.c server/live.c client/live.c
+LIB_SRC += common/live.c common/proto_live.c common/dirty.c \
+	server/live_source.c client/live_dest.c
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 
+BENCH_SRC := $(wildcard perf/*.c)
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-livepeer
+TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-livepeer \
+	$(B)/tests/rpage-probe $(B)/tests/rpage-torture
 ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
 
-all: $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(UNIT_BIN) \
-	$(TEST_HELPERS) $(B)/lib/rpage.pc
+# Test builds: the library and the programs again, compiled with the
+# fault-injection points of common/inject.h (-DRPAGE_INJECT), for the tests
+# that fail something on purpose. Nothing of it is installed: the shipped
+# library and programs hold no injection code.
+T_CPPFLAGS := -DRPAGE_INJECT=1
+T_LIB_OBJ := $(LIB_OBJ:$(B)/obj/%=$(B)/tests/obj/%) $(B)/tests/obj/common/inject.o
+T_LIB := $(B)/tests/lib/librpage.a
+T_PROGS := $(PROGS:$(B)/bin/%=$(B)/tests/bin/%)
 
-$(B)/obj/%.o: %.c $(wildcard include/rpage/*.h common/*.h client/*.h server/*.h perf/*.h tests/*.h)
+ALL := $(B)/lib/librpage.a $(B)/lib/librpage.so $(PROGS) $(TEST_HELPERS) \
+	$(T_PROGS) $(B)/lib/rpage.pc
+ifeq ($(CUNIT),1)
+ALL += $(UNIT_BIN)
+endif
+
+all: $(ALL)
+ifneq ($(CUNIT),1)
+	@echo "rpage: CUnit is not installed, so the unit tests ($(UNIT_BIN)) were not built;"
+	@echo "rpage: they need the Debian package libcunit1-dev (apt-get install libcunit1-dev, or make deps-test)"
+endif
+
+# The compiler and flags every object was built with: when they change
+# (RDMA=0 then RDMA=1, another CC or CFLAGS), every object is rebuilt,
+# not only those whose sources changed.
+BUILD_FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS) $(LIBS)
+$(B)/build-flags: FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+
+$(B)/obj/%.o: %.c $(B)/build-flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(B)/tests/obj/%.o: %.c $(B)/build-flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(T_CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(B)/lib/librpage.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(T_LIB): $(T_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -91,16 +136,31 @@ $(B)/lib/rpage.pc: rpage.pc.in Makefile
 # Programs link the static library: they run from the build tree.
 $(B)/bin/rpage-server: $(B)/obj/server/main.o $(B)/lib/librpage.a
 $(B)/bin/rpage-client: $(B)/obj/client/main.o $(B)/lib/librpage.a
-$(B)/bin/rpage-bench: $(patsubst %.c,$(B)/obj/%.o,$(wildcard perf/*.c)) $(B)/lib/librpage.a
-$(PROGS):
+$(B)/bin/rpage-bench: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
+$(B)/tests/bin/rpage-server: $(B)/tests/obj/server/main.o $(T_LIB)
+$(B)/tests/bin/rpage-client: $(B)/tests/obj/client/main.o $(T_LIB)
+$(B)/tests/bin/rpage-bench: $(BENCH_SRC:%.c=$(B)/tests/obj/%.o) $(T_LIB)
+$(PROGS) $(T_PROGS):
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/obj/%.o) $(B)/lib/librpage.a
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(B)/tests/obj/%.o) $(T_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcunit -lm
 
 $(B)/tests/rpage-badpeer: $(B)/obj/tests/badpeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The probes and the torture workload link the test library: a test may arm
+# a fault-injection point in them (RPAGE_INJECT).
+$(B)/tests/rpage-probe: $(B)/tests/obj/tests/torture/probe.o \
+		$(B)/tests/obj/tests/torture/stranger.o $(T_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/rpage-torture: $(B)/tests/obj/tests/torture/torture.o \
+		$(B)/tests/obj/tests/torture/stranger.o $(T_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -150,6 +210,14 @@ $(B)/tests/mkseeds: $(B)/obj/tests/fuzz/mkseeds.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+OBJS := $(LIB_OBJ) $(T_LIB_OBJ) $(B)/obj/server/main.o $(B)/obj/client/main.o \
+	$(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/tests/obj/server/main.o \
+	$(B)/tests/obj/client/main.o $(BENCH_SRC:%.c=$(B)/tests/obj/%.o) \
+	$(UNIT_SRC:%.c=$(B)/tests/obj/%.o) $(B)/obj/tests/badpeer.o \
+	$(B)/obj/tests/rdma-keyprobe.o $(B)/obj/tests/livepeer.o \
+	$(patsubst %.c,$(B)/tests/obj/%.o,$(wildcard tests/torture/*.c))
+-include $(OBJS:.o=.d)
+
 deps:
 	@sh tests/deps.sh build
 
@@ -162,11 +230,15 @@ deps-build:
 deps-test:
 	@sh tests/deps.sh test
 
-# Every test. The soft-RoCE guest tests run too (skipped, with the reason,
-# only when QEMU cannot run at all).
+# Every test, or those named by T. The soft-RoCE guest tests run too
+# (skipped, with the reason, only when QEMU cannot run at all).
 check: deps-test
 	$(MAKE) all
-	B=$(B) sh tests/run.sh all
+	B=$(B) sh tests/run.sh $(if $(T),-t "$(T)",all)
+
+# The names T accepts.
+list-tests: all
+	@B=$(B) sh tests/run.sh -l
 
 check-unit: all
 	B=$(B) sh tests/run.sh unit
@@ -192,8 +264,10 @@ install: all
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 clean:
-	rm -rf build/obj build/bin build/lib build/tests build/san-* \
+	rm -rf build/obj build/bin build/lib build/tests build/build-flags build/san-* \
 		build/fuzz/obj build/fuzz/bin
 
-.PHONY: all deps deps-build deps-test deps-fuzz demo check check-unit \
-	check-e2e check-rdma install clean fuzz fuzz-build fuzz-seeds
+FORCE:
+
+.PHONY: all deps deps-build deps-test deps-fuzz demo check list-tests check-unit \
+	check-e2e check-rdma install clean fuzz fuzz-build fuzz-seeds FORCE

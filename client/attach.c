@@ -5,18 +5,20 @@
  *
  * Threads and ownership:
  *  - The fault thread ("rpage/fault") is the only thread that reads the
- *    userfaultfd and the only one that places pages (UFFDIO_COPY/ZEROPAGE).
- *    It owns the `resident` and `zero` bitmaps. Being the single placer is
- *    what makes balloon removes exact: the kernel zaps a removed range only
- *    after the REMOVE event has been read, so a second placing thread could
- *    land stale source data after the zap; here every placement after the
- *    read sees the range marked.
+ *    userfaultfd (and those of the process's forked children) and the only
+ *    one that places pages, always through att_place() (place.c). It owns
+ *    the page states and the mappings of every address space it serves.
+ *    Each batch read from a userfaultfd has its events applied before its
+ *    faults are served; the kernel answers a placement with -EAGAIN while
+ *    an event is queued and unread, so no placement can land after a
+ *    discard it has not seen (docs/architecture.md states the rules).
  *  - The fill thread ("rpage/fill") fetches chunks over its own channel
  *    into slots and hands them to the fault thread, which places them a
  *    slice at a time between batches of fault messages (64 KiB while faults
  *    keep coming, 256 KiB when idle): a fault waits for at most one slice
  *    copy, never for the network, and a steady stream of faults cannot
- *    starve the fill. The fill thread owns the `queued` bitmap.
+ *    starve the fill. The fill thread owns the `queued` bitmap and reads
+ *    the page states only as hints.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -30,8 +32,9 @@
 
 #include "../common/bitmap.h"
 #include "../common/hist.h"
+#include "../common/inject.h"
 #include "../common/uffd.h"
-#include "client_int.h"
+#include "attach_int.h"
 #include "live_int.h"
 
 #define FILL_CHUNK_DEFAULT (1u << 20)
@@ -41,99 +44,18 @@
 #define FAULT_WINDOW (2u << 20)  /* bytes filled after a fault first */
 #define MSG_BATCH 16
 #define SPIN_LIMIT 10000 /* faults in a row on a page reported present */
-
-struct att_range {
-	uint64_t base, size, offset;
-	uint64_t first; /* index of its first page in the attachment */
-	uint64_t npages;
-};
-
-struct slot {
-	void *buf;
-	uint64_t page;   /* first page (attachment index) */
-	uint32_t npages;
-	uint32_t placed; /* pages handled so far (fault thread) */
-};
-
-struct rpage_attach {
-	struct rpage_source *src;
-	uint32_t region;
-	int uffd;
-	struct att_range *r;
-	unsigned nr;
-	uint64_t psize;
-	uint64_t npages;
-	uint32_t chunk, depth;
-	bool no_fill;
-
-	struct rp_bitmap resident; /* fault thread */
-	struct rp_bitmap zero;     /* fault thread: removed, reads as zeros */
-	struct rp_bitmap queued;   /* fill thread */
-	uint64_t done;             /* pages resident or zero (fault thread) */
-
-	struct rp_chan *urgent, *bulk;
-	pthread_t fault_thr, fill_thr;
-	bool threads_started, fill_started;
-	int stop_efd, event_efd, ready_efd;
-
-	/* slot ring between fill (producer) and fault thread (consumer) */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	struct slot *slots;
-	unsigned nslots, head, count;
-	bool stopping;
-
-	uint64_t spin_addr;  /* fault thread: the last page faulted on... */
-	unsigned spin_count; /* ...and how often in a row it was present */
-
-	uint64_t hint_page; /* last faulting page, for the fill order */
-	uint64_t hint_gen;
-
-	void *fault_buf, *zero_buf;
-
-	pthread_mutex_t slock; /* stats */
-	struct rpage_stats st;
-	struct rp_hist hist;
-	uint64_t t_start, t_end;
-};
-
-static struct att_range *range_of(struct rpage_attach *a, uint64_t addr)
-{
-	for (unsigned i = 0; i < a->nr; i++)
-		if (addr >= a->r[i].base && addr - a->r[i].base < a->r[i].size)
-			return &a->r[i];
-	return NULL;
-}
-
-static struct att_range *range_of_page(struct rpage_attach *a, uint64_t pg)
-{
-	for (unsigned i = 0; i < a->nr; i++)
-		if (pg >= a->r[i].first && pg - a->r[i].first < a->r[i].npages)
-			return &a->r[i];
-	return NULL;
-}
-
-static uint64_t page_addr(const struct rpage_attach *a,
-			  const struct att_range *r, uint64_t pg)
-{
-	return r->base + (pg - r->first) * a->psize;
-}
-
-static uint64_t page_off(const struct rpage_attach *a,
-			 const struct att_range *r, uint64_t pg)
-{
-	return r->offset + (pg - r->first) * a->psize;
-}
+#define MAX_CHILDREN 256 /* forked children served per process */
+#define CHILD_PROBE_MS 1000 /* how often to look for children that exited */
 
 /* The state is written under slock by the fault or the fill thread and
  * read anywhere. */
-static uint32_t att_state(struct rpage_attach *a)
+uint32_t att_state(struct rpage_attach *a)
 {
 	return __atomic_load_n(&a->st.state, __ATOMIC_ACQUIRE);
 }
 
 /* The attachment ends (failure or process gone). */
-static void set_final(struct rpage_attach *a, uint32_t state, int err)
+void att_set_final(struct rpage_attach *a, uint32_t state, int err)
 {
 	pthread_mutex_lock(&a->slock);
 	if (att_state(a) == RPAGE_ATTACH_RUNNING ||
@@ -146,9 +68,12 @@ static void set_final(struct rpage_attach *a, uint32_t state, int err)
 	rp_efd_signal(a->event_efd);
 }
 
-static void page_done(struct rpage_attach *a, uint64_t n)
+/* @newly pages of @m became settled (resident, discarded or gone). */
+void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly)
 {
-	a->done += n;
+	if (m->child || !newly)
+		return;
+	a->done += newly;
 	if (a->done == a->npages && att_state(a) == RPAGE_ATTACH_RUNNING) {
 		pthread_mutex_lock(&a->slock);
 		__atomic_store_n(&a->st.state, RPAGE_ATTACH_COMPLETE,
@@ -160,243 +85,289 @@ static void page_done(struct rpage_attach *a, uint64_t n)
 	}
 }
 
-/* Maps a placement error to an end state; returns true when fatal. */
-static bool place_fatal(struct rpage_attach *a, int ret, uint64_t addr)
+static const struct att_range *range_of_page(const struct rpage_attach *a,
+					     uint64_t pg)
 {
-	if (ret == -ESRCH || ret == -ENOENT || ret == -EFAULT) {
-		rp_dbg("uffd %d: process gone or range unmapped at 0x%" PRIx64,
-		       a->uffd, addr);
-		set_final(a, RPAGE_ATTACH_GONE, ret);
-		return true;
+	for (unsigned i = 0; i < a->nr; i++)
+		if (pg >= a->r[i].first && pg - a->r[i].first < a->r[i].npages)
+			return &a->r[i];
+	return NULL;
+}
+
+static uint64_t page_off(const struct rpage_attach *a, uint64_t pg)
+{
+	const struct att_range *r = range_of_page(a, pg);
+
+	return r->offset + (pg - r->first) * a->psize;
+}
+
+static void fault_done(struct rpage_attach *a, struct att_mm *m,
+		       uint64_t t_read, bool raced, bool data)
+{
+	uint64_t t1 = rp_now_ns();
+
+	pthread_mutex_lock(&a->slock);
+	a->st.faults++;
+	if (raced)
+		a->st.faults_raced++;
+	else if (data && !m->child)
+		a->st.bytes_fault += a->psize;
+	a->st.blocked_ns += t1 - t_read;
+	rp_hist_add(&a->hist, t1 - t_read);
+	pthread_mutex_unlock(&a->slock);
+}
+
+/* A fault outside every range we were given: memory the process added
+ * (an mremap that grew a mapping, the old place of an MREMAP_DONTUNMAP)
+ * or mapped anew. The kernel's answer for such memory is zeros. */
+static int fault_outside(struct rpage_attach *a, struct att_mm *m,
+			 uint64_t addr, uint64_t t_read)
+{
+	uint64_t k;
+	int ret;
+
+	if (!m->warned_outside) {
+		m->warned_outside = true;
+		rp_warn("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given: it reads zeros (memory the process added or moved there)",
+			m->uffd, addr);
 	}
-	rp_err("placing the page at 0x%" PRIx64 " failed: %s", addr,
-	       strerror(-ret));
-	set_final(a, RPAGE_ATTACH_FAILED, ret);
-	return true;
+	ret = att_place(a, m, UINT64_MAX, addr, 1, NULL, ORIGIN_FAULT, &k);
+	if (ret == -EAGAIN)
+		return ret;
+	fault_done(a, m, t_read, ret == -EEXIST, false);
+	return ret == -EEXIST || ret == -ENOENT || ret == -EFAULT ? 0 : ret;
 }
 
 /*
- * Places zeros at page @pg (after a balloon remove). Returns 0, or -errno
- * after setting the final state.
+ * Serves one fault of @m. Returns 0, -EAGAIN (an event must be read
+ * first: keep the fault and try again), or -errno when @m can no longer be
+ * served (its end state is recorded).
  */
-static int place_zero(struct rpage_attach *a, struct att_range *r, uint64_t pg)
+static int serve_fault(struct rpage_attach *a, struct att_mm *m,
+		       const struct att_fault *f)
 {
-	uint64_t addr = page_addr(a, r, pg), n = 0;
+	uint64_t addr = f->addr & ~(a->psize - 1), pg, k = 0;
+	struct att_seg *s;
+	bool data = false;
 	int ret;
 
-	if (a->zero_buf)
-		ret = rp_uffd_copy(a->uffd, addr, a->zero_buf, a->psize, &n);
-	else
-		ret = rp_uffd_zeropage(a->uffd, addr, a->psize, &n);
-	if (ret == -EEXIST)
-		ret = rp_uffd_wake(a->uffd, addr, a->psize);
-	if (ret == -EAGAIN)
-		return ret; /* an event is pending: it will be read first */
-	if (ret) {
-		place_fatal(a, ret, addr);
-		return ret;
-	}
-	rp_bit_set(&a->resident, pg);
-	pthread_mutex_lock(&a->slock);
-	a->st.pages_zeroed++;
-	pthread_mutex_unlock(&a->slock);
-	return 0;
-}
-
-static int handle_fault(struct rpage_attach *a, const struct uffd_msg *m,
-			uint64_t t0)
-{
-	uint64_t addr = m->arg.pagefault.address & ~(a->psize - 1);
-	struct att_range *r = range_of(a, addr);
-	struct rp_fetch f;
-	uint64_t pg, n = 0, t1;
-	bool raced = false;
-	int ret;
-
-	if (!r) {
-		rp_err("fault at 0x%llx is outside every range this handler was given",
-		       (unsigned long long)m->arg.pagefault.address);
-		set_final(a, RPAGE_ATTACH_FAILED, -EFAULT);
-		return -EFAULT;
-	}
-	pg = r->first + (addr - r->base) / a->psize;
-	if (addr != a->spin_addr) {
-		a->spin_addr = addr;
-		a->spin_count = 0;
-	}
-	if (rp_bit_test(&a->resident, pg) && a->spin_count == 0) {
-		/* placed (by fill) after the fault was raised: just wake.
-		 * If it faults again at once, it is missing after all (dropped
-		 * without a REMOVE event): fetch it below. */
-		ret = rp_uffd_wake(a->uffd, addr, a->psize);
-		raced = true;
-		if (ret) {
-			place_fatal(a, ret, addr);
-			return ret;
+	if (f->flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_MINOR)) {
+		rp_err("uffd %d: a %s fault at 0x%" PRIx64 ": the process registered that mode on the userfaultfd it handed over, and only missing faults are served",
+		       m->uffd, f->flags & UFFD_PAGEFAULT_FLAG_WP ? "write-protect" : "minor",
+		       addr);
+		if (m->child) {
+			m->dead = true;
+		} else {
+			att_set_final(a, RPAGE_ATTACH_FAILED, -EINVAL);
 		}
-	} else if (rp_bit_test(&a->zero, pg)) {
-		ret = place_zero(a, r, pg);
+		return -EINVAL;
+	}
+	s = att_seg_of_addr(m, addr, a->psize);
+	if (!s)
+		return fault_outside(a, m, addr, f->t_read);
+	pg = s->first + (addr - s->base) / a->psize;
+	if (addr != m->spin_addr) {
+		m->spin_addr = addr;
+		m->spin_count = 0;
+	}
+	if (rp_bit_test(&m->resident, pg) || rp_bit_test(&m->zero, pg)) {
+		/* Placed already: either this message was read before the
+		 * placement woke the thread, or the page was discarded since
+		 * without an event. Placing zeros tells them apart
+		 * atomically: -EEXIST, present; else it was discarded, and
+		 * zeros are what a discarded page reads. */
+		bool was_res = rp_bit_test(&m->resident, pg);
+
+		ret = att_place(a, m, pg, addr, 1, NULL, ORIGIN_FAULT, &k);
+		if (ret == 0 && was_res && !rp_bit_set(&m->zero, pg))
+			rp_dbg("uffd %d: page at 0x%" PRIx64 " was dropped without an event: zeros",
+			       m->uffd, addr);
 	} else {
-		f.off = page_off(a, r, pg);
-		f.len = (uint32_t)a->psize;
-		f.dst = a->fault_buf;
-		ret = a->urgent->ops->fetch(a->urgent, a->region, &f, 1);
-		if (ret) {
-			rp_err("fetching page at offset 0x%" PRIx64 " of region '%s' from %s failed: %s",
-			       f.off, a->src->regions[a->region].name,
-			       rpage_transport_name(a->src->transport),
-			       strerror(-ret));
-			set_final(a, RPAGE_ATTACH_FAILED, ret);
-			return ret;
+		if (a->fault_buf_pg != pg) {
+			struct rp_fetch fe = { page_off(a, pg), (uint32_t)a->psize,
+					       a->fault_buf };
+
+			a->fault_buf_pg = UINT64_MAX;
+			ret = a->urgent->ops->fetch(a->urgent, a->region, &fe, 1);
+			if (ret) {
+				rp_err("fetching page at offset 0x%" PRIx64 " of region '%s' from %s failed: %s",
+				       fe.off, a->src->regions[a->region].name,
+				       rpage_transport_name(a->src->transport),
+				       strerror(-ret));
+				att_set_final(a, RPAGE_ATTACH_FAILED, ret);
+				return ret;
+			}
+			a->fault_buf_pg = pg;
 		}
-		ret = rp_uffd_copy(a->uffd, addr, a->fault_buf, a->psize, &n);
-		if (ret == -EEXIST) {
-			if (!rp_bit_set(&a->resident, pg))
-				page_done(a, 1);
-			ret = rp_uffd_wake(a->uffd, addr, a->psize);
-			raced = true;
-		} else if (ret == 0 && !rp_bit_set(&a->resident, pg)) {
-			/* not counted before: it may have been resident and
-			 * dropped without a REMOVE event */
-			page_done(a, 1);
+		data = true;
+		ret = att_place(a, m, pg, addr, 1, a->fault_buf, ORIGIN_FAULT, &k);
+		if (!m->child) {
+			__atomic_store_n(&a->hint_page, pg, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&a->hint_gen, 1, __ATOMIC_RELEASE);
 		}
-		if (ret == -EAGAIN)
-			return ret;
-		if (ret) {
-			place_fatal(a, ret, addr);
-			return ret;
-		}
-		__atomic_store_n(&a->hint_page, pg, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&a->hint_gen, 1, __ATOMIC_RELEASE);
 	}
-	if (ret)
+	if (ret == -EAGAIN)
 		return ret;
-	if (raced && ++a->spin_count > SPIN_LIMIT) {
+	if (ret == -EEXIST && ++m->spin_count > SPIN_LIMIT) {
 		/* e.g. hugetlb memory mapped MAP_NORESERVE with no huge page
 		 * left: the kernel says EEXIST and the process faults again */
 		rp_err("the page at 0x%" PRIx64 " keeps faulting although the kernel reports it present (out of huge pages?): giving up on this process",
 		       addr);
-		set_final(a, RPAGE_ATTACH_FAILED, -ENOMEM);
+		if (m->child)
+			m->dead = true;
+		else
+			att_set_final(a, RPAGE_ATTACH_FAILED, -ENOMEM);
 		return -ENOMEM;
 	}
-	t1 = rp_now_ns();
-	pthread_mutex_lock(&a->slock);
-	a->st.faults++;
-	if (raced) {
-		a->st.faults_raced++;
-	} else if (!rp_bit_test(&a->zero, pg)) {
-		a->st.pages_by_fault++;
-		a->st.bytes_fault += a->psize;
-	}
-	a->st.blocked_ns += t1 - t0;
-	rp_hist_add(&a->hist, t1 - t0);
-	pthread_mutex_unlock(&a->slock);
+	if (ret && ret != -EEXIST && ret != -ENOENT && ret != -EFAULT)
+		return ret;
+	fault_done(a, m, f->t_read, ret == -EEXIST, data && ret == 0);
 	return 0;
 }
 
-static void handle_remove(struct rpage_attach *a, uint64_t start, uint64_t end)
+static void child_free(struct att_mm *c)
 {
-	uint64_t removed = 0, newly = 0;
+	if (c->uffd >= 0)
+		close(c->uffd);
+	att_mm_free(c);
+	att_tbl_free(c, sizeof(*c));
+}
 
-	for (unsigned i = 0; i < a->nr; i++) {
-		struct att_range *r = &a->r[i];
-		uint64_t s = RP_MAX(start, r->base);
-		uint64_t e = RP_MIN(end, r->base + r->size);
+/* Drops the children whose address space has gone (they exited or
+ * exec'd); with @all, checks each one now. */
+static void reap_children(struct rpage_attach *a, bool all)
+{
+	for (unsigned i = 0; i < a->nchild;) {
+		struct att_mm *c = a->child[i];
+		uint64_t probe = c->nseg ? c->seg[0].base : 1ull << 30;
 
-		if (s >= e)
+		if (all && !c->dead &&
+		    !rp_uffd_mm_alive(c->uffd, probe, a->psize))
+			c->dead = true;
+		if (!c->dead) {
+			i++;
 			continue;
-		/* only whole pages are dropped by the kernel */
-		s = (s + a->psize - 1) & ~(a->psize - 1);
-		e &= ~(a->psize - 1);
-		for (uint64_t addr = s; addr < e; addr += a->psize) {
-			uint64_t pg = r->first + (addr - r->base) / a->psize;
-			bool was_res = rp_bit_clear(&a->resident, pg);
-			bool was_zero = rp_bit_set(&a->zero, pg);
-
-			if (!was_res && !was_zero)
-				newly++;
-			removed++;
 		}
+		rp_dbg("uffd %d: a forked child has gone", c->uffd);
+		child_free(c);
+		a->child[i] = a->child[--a->nchild];
 	}
-	pthread_mutex_lock(&a->slock);
-	a->st.removes++;
-	pthread_mutex_unlock(&a->slock);
-	rp_dbg("remove [0x%" PRIx64 ", 0x%" PRIx64 "): %" PRIu64 " pages",
-	       start, end, removed);
-	if (newly)
-		page_done(a, newly);
+}
+
+/* UFFD_EVENT_FORK: the child's userfaultfd, now ours; its missing pages
+ * are served like the parent's, until its address space goes. */
+static void on_fork(struct rpage_attach *a, struct att_mm *m, int ufd)
+{
+	struct att_mm *c = NULL;
+
+	if (a->nchild == MAX_CHILDREN)
+		reap_children(a, true);
+	if (a->nchild == MAX_CHILDREN) {
+		rp_err("uffd %d: more than %d forked children at once: the new child's userfaultfd is closed, so its pages not yet arrived read zeros",
+		       m->uffd, MAX_CHILDREN);
+		close(ufd);
+		return;
+	}
+	if (!att_grow((void **)&a->child, &a->childcap, a->nchild + 1,
+		      sizeof(*a->child)))
+		c = att_tbl_alloc(sizeof(*c));
+	if (!c || att_mm_clone(c, m)) {
+		rp_err("uffd %d: out of memory serving a forked child: its userfaultfd is closed",
+		       m->uffd);
+		att_tbl_free(c, sizeof(*c));
+		close(ufd);
+		return;
+	}
+	c->uffd = ufd;
+	rp_set_nonblock(ufd, true);
+	a->child[a->nchild++] = c;
+	rp_dbg("uffd %d: forked child served on uffd %d", m->uffd, ufd);
+}
+
+static int pend_push(struct att_mm *m, const struct uffd_msg *msg,
+		     uint64_t t_read)
+{
+	if (att_grow((void **)&m->pend, &m->pendcap, m->npend + 1,
+		     sizeof(*m->pend)))
+		return -ENOMEM;
+	m->pend[m->npend++] = (struct att_fault){
+		msg->arg.pagefault.address, msg->arg.pagefault.flags, t_read
+	};
+	return 0;
 }
 
 /*
- * Reads and handles one batch of pending messages (at most MSG_BATCH), so
- * that a steady stream of faults cannot starve the placement of fill data;
- * *busy tells whether there were any. Returns 0, -EAGAIN when a placement
- * must be retried after more events, or -errno when the attachment ended.
+ * Reads one batch of @m's messages (at most MSG_BATCH, so a stream of
+ * faults cannot starve the fill), applies its events in order, then serves
+ * the faults, older ones first. *busy tells whether anything was read.
+ * Returns 0, or -errno when @m can no longer be served.
  */
-static int drain_uffd(struct rpage_attach *a, bool *busy)
+static int service_mm(struct rpage_attach *a, struct att_mm *m, bool *busy)
 {
 	struct uffd_msg msgs[MSG_BATCH];
+	ssize_t n = read(m->uffd, msgs, sizeof(msgs));
+	uint64_t t_read = rp_now_ns();
+	int ret = 0;
 
-	*busy = false;
-	for (;;) {
-		ssize_t n = read(a->uffd, msgs, sizeof(msgs));
-		uint64_t t0 = rp_now_ns();
-		int ret;
-
-		if (n < 0) {
-			if (errno == EAGAIN)
-				return 0;
-			if (errno == EINTR)
-				continue;
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
 			ret = -errno;
-			rp_err("reading the userfaultfd: %s", strerror(errno));
-			set_final(a, RPAGE_ATTACH_FAILED, ret);
-			return ret;
+			rp_err("reading userfaultfd %d: %s", m->uffd, strerror(errno));
+			goto dead;
 		}
-		if (n == 0 || n % (ssize_t)sizeof(msgs[0])) {
-			set_final(a, RPAGE_ATTACH_FAILED, -EIO);
-			return -EIO;
-		}
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
-			const struct uffd_msg *m = &msgs[i];
-
-			switch (m->event) {
-			case UFFD_EVENT_PAGEFAULT:
-				do {
-					ret = handle_fault(a, m, t0);
-					/* EAGAIN: a remove is being queued;
-					 * read it, then retry this fault */
-					if (ret == -EAGAIN) {
-						bool b2;
-						int r2 = drain_uffd(a, &b2);
-
-						if (r2 && r2 != -EAGAIN)
-							return r2;
-					}
-				} while (ret == -EAGAIN);
-				if (ret)
-					return ret;
-				break;
-			case UFFD_EVENT_REMOVE:
-				handle_remove(a, m->arg.remove.start,
-					      m->arg.remove.end);
-				break;
-			case UFFD_EVENT_UNMAP:
-				rp_warn("the process unmapped [0x%llx, 0x%llx): pages there are no longer served",
-					(unsigned long long)m->arg.remove.start,
-					(unsigned long long)m->arg.remove.end);
-				handle_remove(a, m->arg.remove.start,
-					      m->arg.remove.end);
-				break;
-			default:
-				rp_warn("ignoring userfaultfd event %u",
-					m->event);
-				break;
-			}
-		}
-		*busy = true;
-		return 0;
+		n = 0;
 	}
+	if (n % (ssize_t)sizeof(msgs[0])) {
+		ret = -EIO;
+		rp_err("userfaultfd %d: a short message", m->uffd);
+		goto dead;
+	}
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+		const struct uffd_msg *g = &msgs[i];
+
+		switch (g->event) {
+		case UFFD_EVENT_PAGEFAULT:
+			if (pend_push(m, g, t_read)) {
+				ret = -ENOMEM;
+				goto dead;
+			}
+			break;
+		case UFFD_EVENT_REMOVE:
+			att_on_remove(a, m, g->arg.remove.start, g->arg.remove.end);
+			break;
+		case UFFD_EVENT_UNMAP:
+			att_on_unmap(a, m, g->arg.remove.start, g->arg.remove.end);
+			break;
+		case UFFD_EVENT_REMAP:
+			att_on_remap(a, m, g->arg.remap.from, g->arg.remap.to,
+				     g->arg.remap.len);
+			break;
+		case UFFD_EVENT_FORK:
+			on_fork(a, m, (int)g->arg.fork.ufd);
+			break;
+		default:
+			rp_warn("uffd %d: ignoring userfaultfd event 0x%x", m->uffd,
+				g->event);
+			break;
+		}
+	}
+	if (n)
+		*busy = true;
+	while (m->npend && !m->dead) {
+		ret = serve_fault(a, m, &m->pend[0]);
+		if (ret == -EAGAIN)
+			return 0;
+		memmove(m->pend, m->pend + 1, --m->npend * sizeof(*m->pend));
+		if (ret)
+			return ret;
+	}
+	return m->dead ? -ESRCH : 0;
+dead:
+	if (m->child)
+		m->dead = true;
+	else
+		att_set_final(a, RPAGE_ATTACH_FAILED, ret);
+	return ret;
 }
 
 /* Places up to @bytes of the head slot; *finished tells whether the slot
@@ -404,94 +375,116 @@ static int drain_uffd(struct rpage_attach *a, bool *busy)
 static int place_slice(struct rpage_attach *a, struct slot *s, uint32_t bytes,
 		       bool *finished)
 {
-	struct att_range *r = range_of_page(a, s->page);
+	struct att_mm *m = &a->mm;
 	uint32_t budget = RP_MAX(1u, bytes / (uint32_t)a->psize);
 
 	*finished = false;
 	while (budget && s->placed < s->npages) {
-		uint64_t pg = s->page + s->placed, run = 0, n = 0;
+		uint64_t pg = s->page + s->placed, run = 0, k = 0;
+		struct att_seg *sg;
 		int ret;
 
-		if (rp_bit_test(&a->resident, pg) || rp_bit_test(&a->zero, pg)) {
+		if (att_settled(m, pg) || !(sg = att_seg_of_page(m, pg))) {
 			s->placed++;
 			continue;
 		}
 		while (s->placed + run < s->npages && run < budget &&
-		       !rp_bit_test(&a->resident, pg + run) &&
-		       !rp_bit_test(&a->zero, pg + run))
+		       pg + run < sg->first + sg->npages &&
+		       !att_settled(m, pg + run))
 			run++;
-		ret = rp_uffd_copy(a->uffd, page_addr(a, r, pg),
-				   (char *)s->buf + (uint64_t)s->placed * a->psize,
-				   run * a->psize, &n);
-		n /= a->psize;
-		for (uint64_t i = 0; i < n; i++)
-			rp_bit_set(&a->resident, pg + i);
-		if (n) {
-			pthread_mutex_lock(&a->slock);
-			a->st.pages_by_fill += n;
-			pthread_mutex_unlock(&a->slock);
-			page_done(a, n);
-		}
-		s->placed += (uint32_t)n;
-		budget -= (uint32_t)RP_MIN(n, budget);
-		if (ret == -EEXIST) {
-			/* present already (the process populated it): done */
-			rp_bit_set(&a->resident, pg + n);
-			page_done(a, 1);
-			s->placed++;
-		} else if (ret == -EAGAIN) {
-			return -EAGAIN;
-		} else if (ret) {
-			place_fatal(a, ret, page_addr(a, r, pg + n));
+		ret = att_place(a, m, pg, att_seg_addr(sg, pg, a->psize), run,
+				(char *)s->buf + (uint64_t)s->placed * a->psize,
+				ORIGIN_FILL, &k);
+		s->placed += (uint32_t)k;
+		budget -= (uint32_t)RP_MIN(k, budget);
+		if (ret == -EAGAIN)
 			return ret;
-		}
+		if (ret == -ENOENT || ret == -EFAULT || ret == -EEXIST)
+			continue;
+		if (ret)
+			return ret;
 	}
 	*finished = s->placed == s->npages;
 	return 0;
 }
 
+static bool any_pending(const struct rpage_attach *a)
+{
+	if (a->mm.npend)
+		return true;
+	for (unsigned i = 0; i < a->nchild; i++)
+		if (a->child[i]->npend)
+			return true;
+	return false;
+}
+
 static void *fault_main(void *arg)
 {
 	struct rpage_attach *a = arg;
-	struct pollfd pf[3] = {
-		{ a->uffd, POLLIN, 0 },
-		{ a->stop_efd, POLLIN, 0 },
-		{ a->ready_efd, POLLIN, 0 },
-	};
+	struct pollfd *pf = a->pf;
+	unsigned spins = 0;
 
 	rp_thread_name("rpage/fault");
 	for (;;) {
-		bool have_slot, busy, finished = false;
-		int ret;
+		bool have_slot, busy = false, finished = false, pending;
+		unsigned np = 0;
+		int timeout = -1, ret;
+		uint64_t now;
 
 		pthread_mutex_lock(&a->qlock);
-		have_slot = a->count > 0;
+		have_slot = a->count > 0 && !a->mm.dead;
 		pthread_mutex_unlock(&a->qlock);
-		if (poll(pf, 3, have_slot ? 0 : -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		pending = any_pending(a);
+		pf[np++] = (struct pollfd){ a->stop_efd, POLLIN, 0 };
+		pf[np++] = (struct pollfd){ a->ready_efd, POLLIN, 0 };
+		pf[np++] = (struct pollfd){ a->mm.dead ? -1 : a->mm.uffd, POLLIN, 0 };
+		for (unsigned i = 0; i < a->nchild; i++)
+			pf[np++] = (struct pollfd){ a->child[i]->uffd, POLLIN, 0 };
+		/* faults waiting for an event's waiter to move on: look again
+		 * at once a few times, then every millisecond */
+		if (have_slot || (pending && spins < 8))
+			timeout = 0;
+		else if (pending)
+			timeout = 1;
+		else if (a->nchild)
+			timeout = CHILD_PROBE_MS;
+		if (poll(pf, np, timeout) < 0 && errno != EINTR) {
 			rp_err("poll: %s", strerror(errno));
-			set_final(a, RPAGE_ATTACH_FAILED, -errno);
+			att_set_final(a, RPAGE_ATTACH_FAILED, -errno);
 			break;
 		}
-		if (pf[1].revents)
+		if (pf[0].revents)
 			break;
-		if (pf[2].revents) {
+		if (pf[1].revents) {
 			uint64_t v;
 
 			if (read(a->ready_efd, &v, sizeof(v)) < 0 &&
 			    errno != EAGAIN)
 				break;
 		}
-		ret = drain_uffd(a, &busy);
-		if (ret && ret != -EAGAIN)
-			break;
-		if (!have_slot || att_state(a) > RPAGE_ATTACH_COMPLETE)
+		if (!a->mm.dead) {
+			ret = service_mm(a, &a->mm, &busy);
+			if (ret && ret != -ESRCH)
+				break; /* the process cannot be served */
+		}
+		for (unsigned i = 0; i < a->nchild; i++)
+			service_mm(a, a->child[i], &busy);
+		now = rp_now_ns();
+		if (a->nchild && now >= a->next_probe_ns) {
+			reap_children(a, true);
+			a->next_probe_ns = now + CHILD_PROBE_MS * 1000000ull;
+		} else {
+			reap_children(a, false);
+		}
+		spins = any_pending(a) ? spins + 1 : 0;
+		if (a->mm.dead && !a->nchild)
+			break; /* the process and every child have gone */
+		if (!have_slot)
 			continue;
 		/* faults flowing: a short slice keeps their wait short */
 		ret = place_slice(a, &a->slots[a->head],
 				  busy ? PLACE_SLICE_BUSY : PLACE_SLICE, &finished);
-		if (ret && ret != -EAGAIN)
+		if (ret && ret != -EAGAIN && ret != -ESRCH)
 			break;
 		if (finished) {
 			pthread_mutex_lock(&a->qlock);
@@ -511,8 +504,7 @@ static void *fault_main(void *arg)
 
 static bool page_wanted(struct rpage_attach *a, uint64_t pg)
 {
-	return !rp_bit_test(&a->queued, pg) && !rp_bit_test(&a->resident, pg) &&
-	       !rp_bit_test(&a->zero, pg);
+	return !rp_bit_test(&a->queued, pg) && !att_settled(&a->mm, pg);
 }
 
 /* Next page to fill: just after the latest fault first (within a window),
@@ -524,7 +516,7 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 	uint64_t gen = __atomic_load_n(&a->hint_gen, __ATOMIC_ACQUIRE), pg;
 
 	if (gen != *hint_seen) {
-		struct att_range *r;
+		const struct att_range *r;
 
 		*hint_seen = gen;
 		pg = __atomic_load_n(&a->hint_page, __ATOMIC_RELAXED);
@@ -534,7 +526,7 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 				  r->first + r->npages);
 	}
 	while (*win_pos < *win_end) {
-		pg = rp_bitmap_next_clear2(&a->queued, &a->resident, *win_pos);
+		pg = rp_bitmap_next_clear2(&a->queued, &a->mm.resident, *win_pos);
 		if (pg >= *win_end)
 			break;
 		*win_pos = pg + 1;
@@ -544,7 +536,7 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 	*win_end = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		while (*cursor < a->npages) {
-			pg = rp_bitmap_next_clear2(&a->queued, &a->resident,
+			pg = rp_bitmap_next_clear2(&a->queued, &a->mm.resident,
 						   *cursor);
 			if (pg >= a->npages)
 				break;
@@ -626,7 +618,7 @@ static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 	}
 	rp_err("background fill from %s failed for good (%s): this process's memory will not complete",
 	       rpage_transport_name(a->src->transport), strerror(-err));
-	set_final(a, RPAGE_ATTACH_FAILED, err);
+	att_set_final(a, RPAGE_ATTACH_FAILED, err);
 	return false;
 }
 
@@ -652,7 +644,7 @@ static void *fill_main(void *arg)
 			pthread_cond_wait(&a->qcond, &a->qlock);
 		tail = (a->head + a->count) % a->nslots;
 		n = RP_MIN(a->depth, a->nslots - a->count);
-		stop = a->stopping;
+		stop = a->stopping || att_state(a) > RPAGE_ATTACH_COMPLETE;
 		pthread_mutex_unlock(&a->qlock);
 		if (stop)
 			break;
@@ -661,7 +653,7 @@ static void *fill_main(void *arg)
 			struct slot *s = &a->slots[si];
 			uint64_t pg = next_fill_page(a, &cursor, &hint_seen,
 						     &win_pos, &win_end);
-			struct att_range *r;
+			const struct att_range *r;
 			uint32_t run = 0;
 
 			if (pg >= a->npages) {
@@ -678,7 +670,7 @@ static void *fill_main(void *arg)
 			s->page = pg;
 			s->npages = run;
 			s->placed = 0;
-			f[k].off = page_off(a, r, pg);
+			f[k].off = page_off(a, pg);
 			f[k].len = run * (uint32_t)a->psize;
 			f[k].dst = s->buf;
 			idx[k] = si;
@@ -698,6 +690,13 @@ static void *fill_main(void *arg)
 		pthread_mutex_lock(&a->qlock);
 		a->count += n;
 		pthread_mutex_unlock(&a->qlock);
+		if (rp_inject_fail(RP_INJECT_FILL_GIVE_UP)) {
+			/* test builds: fail for good with this batch queued */
+			rp_err("background fill failed for good (injected: fill-give-up)");
+			att_set_final(a, RPAGE_ATTACH_FAILED, -EIO);
+			rp_efd_signal(a->ready_efd);
+			break;
+		}
 		rp_efd_signal(a->ready_efd);
 	}
 out:
@@ -760,14 +759,17 @@ static void attach_destroy(struct rpage_attach *a)
 		munmap(a->fault_buf, a->psize);
 	if (a->zero_buf)
 		munmap(a->zero_buf, a->psize);
-	rp_bitmap_free(&a->resident);
-	rp_bitmap_free(&a->zero);
+	while (a->nchild)
+		child_free(a->child[--a->nchild]);
+	att_tbl_free(a->child, a->childcap * sizeof(*a->child));
+	free(a->pf);
+	if (a->mm.uffd >= 0)
+		close(a->mm.uffd);
+	att_mm_free(&a->mm);
 	rp_bitmap_free(&a->queued);
 	for (int *fd = &a->stop_efd; fd <= &a->ready_efd; fd++)
 		if (*fd >= 0)
 			close(*fd);
-	if (a->uffd >= 0)
-		close(a->uffd);
 	pthread_mutex_destroy(&a->qlock);
 	pthread_cond_destroy(&a->qcond);
 	pthread_mutex_destroy(&a->slock);
@@ -783,33 +785,64 @@ static void *map_buf(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
-		       const struct rpage_range *ranges, unsigned n,
-		       const struct rpage_attach_opts *opts,
-		       const uint64_t *resident_bits,
-		       struct rpage_attach **out)
+/*
+ * What a handed-over userfaultfd must carry. EVENT_REMOVE is required:
+ * without it the kernel drops a discarded page silently and it would fault
+ * again and get the source's data back. SIGBUS is refused: faults would
+ * never reach us. The other events are optional and logged.
+ */
+static int attach_check_uffd(int uffd, uint64_t *features)
 {
-	struct rpage_attach *a;
+	uint64_t f = 0;
 	int ret;
 
-	ret = check_ranges(src, region, ranges, n);
-	if (ret)
-		return ret;
 	if (!rp_is_uffd(uffd)) {
 		rp_err("descriptor %d is not a userfaultfd", uffd);
 		return -EBADF;
 	}
-	a = calloc(1, sizeof(*a));
+	ret = rp_uffd_features(uffd, &f);
+	if (ret) {
+		rp_err("cannot read the features of userfaultfd %d: %s", uffd,
+		       strerror(-ret));
+		return ret;
+	}
+	if (!(f & RP_UFFD_INITIALIZED)) {
+		rp_err("the userfaultfd has not been through UFFDIO_API");
+		return -EINVAL;
+	}
+	if (!(f & UFFD_FEATURE_EVENT_REMOVE)) {
+		rp_err("the userfaultfd lacks UFFD_FEATURE_EVENT_REMOVE: a page the process discards (MADV_DONTNEED, a balloon) would get the source's data back instead of zeros; open it with that feature (Firecracker does)");
+		return -ENOTSUP;
+	}
+	if (f & UFFD_FEATURE_SIGBUS) {
+		rp_err("the userfaultfd has UFFD_FEATURE_SIGBUS: the process would get SIGBUS instead of its pages");
+		return -ENOTSUP;
+	}
+	rp_dbg("userfaultfd %d: features 0x%" PRIx64 "%s%s%s", uffd, f,
+	       f & UFFD_FEATURE_EVENT_UNMAP ? ", unmap" : "",
+	       f & UFFD_FEATURE_EVENT_REMAP ? ", remap" : "",
+	       f & UFFD_FEATURE_EVENT_FORK ? ", fork" : "");
+	*features = f;
+	return 0;
+}
+
+static struct rpage_attach *attach_alloc(struct rpage_source *src,
+					 unsigned region, uint64_t psize,
+					 const struct rpage_attach_opts *opts)
+{
+	struct rpage_attach *a = calloc(1, sizeof(*a));
+
 	if (!a)
-		return -ENOMEM;
-	a->uffd = -1;
+		return NULL;
+	a->mm.uffd = -1;
 	a->stop_efd = a->event_efd = a->ready_efd = -1;
 	pthread_mutex_init(&a->qlock, NULL);
 	pthread_cond_init(&a->qcond, NULL);
 	pthread_mutex_init(&a->slock, NULL);
 	a->src = src;
 	a->region = region;
-	a->psize = ranges[0].page_size;
+	a->psize = psize;
+	a->fault_buf_pg = UINT64_MAX;
 	a->chunk = opts && opts->fill_chunk ? opts->fill_chunk
 					    : FILL_CHUNK_DEFAULT;
 	a->depth = opts && opts->fill_depth ? opts->fill_depth
@@ -819,77 +852,92 @@ int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
 		a->depth = 64;
 	/* a chunk holds whole pages and fits one frame */
 	a->chunk = (uint32_t)RP_MIN((uint64_t)RP_MAX_DATA,
-				    RP_MAX((uint64_t)a->chunk, a->psize));
-	a->chunk -= a->chunk % (uint32_t)a->psize;
+				    RP_MAX((uint64_t)a->chunk, psize));
+	a->chunk -= a->chunk % (uint32_t)psize;
+	return a;
+}
+
+/* The ranges, where they are mapped, and the page states. */
+static int attach_setup_pages(struct rpage_attach *a,
+			      const struct rpage_range *ranges, unsigned n,
+			      const uint64_t *resident_bits)
+{
+	int ret;
+
 	a->r = calloc(n, sizeof(*a->r));
-	if (!a->r) {
-		ret = -ENOMEM;
-		goto fail;
-	}
+	if (!a->r)
+		return -ENOMEM;
 	a->nr = n;
 	for (unsigned i = 0; i < n; i++) {
-		a->r[i].base = ranges[i].base;
-		a->r[i].size = ranges[i].size;
 		a->r[i].offset = ranges[i].offset;
 		a->r[i].first = a->npages;
 		a->r[i].npages = ranges[i].size / a->psize;
 		a->npages += a->r[i].npages;
 	}
-	ret = rp_bitmap_init(&a->resident, a->npages);
-	if (!ret)
-		ret = rp_bitmap_init(&a->zero, a->npages);
+	ret = att_mm_init(&a->mm, a->npages);
 	if (!ret)
 		ret = rp_bitmap_init(&a->queued, a->npages);
+	for (unsigned i = 0; !ret && i < n; i++)
+		ret = att_seg_add(&a->mm, ranges[i].base, a->r[i].first,
+				  a->r[i].npages);
 	if (ret)
-		goto fail;
+		return ret;
 	if (resident_bits) { /* live migration: placed before registration */
 		for (uint64_t w = 0; w < (a->npages + 63) / 64; w++)
-			a->resident.w[w] = resident_bits[w] &
+			a->mm.resident.w[w] = resident_bits[w] &
 				(w == a->npages / 64 ? (1ull << (a->npages % 64)) - 1
 						     : ~0ull);
-		a->done = rp_bitmap_weight(&a->resident);
+		a->done = rp_bitmap_weight(&a->mm.resident);
 	}
+	return 0;
+}
+
+static int attach_map_buffers(struct rpage_attach *a)
+{
 	a->fault_buf = map_buf(a->psize);
-	/* UFFDIO_ZEROPAGE exists for anonymous 4 KiB memory only: huge
-	 * pages get their zeros by UFFDIO_COPY from a zero buffer */
+	/* UFFDIO_ZEROPAGE does not exist for huge pages: they get their
+	 * zeros by UFFDIO_COPY from a zero buffer */
 	if (a->psize != RP_PAGE_4K)
 		a->zero_buf = map_buf(a->psize);
 	a->nslots = a->depth * 2;
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
+	a->pf = calloc(3 + MAX_CHILDREN, sizeof(*a->pf));
 	if (!a->fault_buf || (a->psize != RP_PAGE_4K && !a->zero_buf) ||
-	    !a->slots) {
-		ret = -ENOMEM;
-		goto fail;
-	}
+	    !a->slots || !a->pf)
+		return -ENOMEM;
 	for (unsigned i = 0; !a->no_fill && i < a->nslots; i++) {
 		a->slots[i].buf = map_buf(a->chunk);
-		if (!a->slots[i].buf) {
-			ret = -ENOMEM;
-			goto fail;
-		}
+		if (!a->slots[i].buf)
+			return -ENOMEM;
 	}
 	a->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a->event_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	a->ready_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (a->stop_efd < 0 || a->event_efd < 0 || a->ready_efd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	ret = rp_source_open_chan(src, RP_ROLE_URGENT, &a->urgent);
+	if (a->stop_efd < 0 || a->event_efd < 0 || a->ready_efd < 0)
+		return -errno;
+	return 0;
+}
+
+/* The urgent channel for faults, the bulk channel for the fill. */
+static int attach_open_channels(struct rpage_attach *a)
+{
+	int ret = rp_source_open_chan(a->src, RP_ROLE_URGENT, &a->urgent);
+
 	if (!ret && !a->no_fill)
-		ret = rp_source_open_chan(src, RP_ROLE_BULK, &a->bulk);
+		ret = rp_source_open_chan(a->src, RP_ROLE_BULK, &a->bulk);
 	/* transports that read into registered staging buffers (RDMA) */
 	if (!ret && a->urgent->ops->reg_buf)
 		ret = a->urgent->ops->reg_buf(a->urgent, a->fault_buf, a->psize);
 	for (unsigned i = 0; !ret && a->bulk && a->bulk->ops->reg_buf &&
 			     i < a->nslots; i++)
 		ret = a->bulk->ops->reg_buf(a->bulk, a->slots[i].buf, a->chunk);
-	if (ret)
-		goto fail;
-	ret = rp_set_nonblock(uffd, true);
-	if (ret)
-		goto fail;
-	a->uffd = uffd;
+	return ret;
+}
+
+static int attach_start_threads(struct rpage_attach *a)
+{
+	int ret;
+
 	a->st.page_size = a->psize;
 	a->st.pages_total = a->npages;
 	rp_hist_init(&a->hist);
@@ -899,25 +947,57 @@ int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
 		rp_efd_signal(a->event_efd);
 	}
 	ret = -pthread_create(&a->fault_thr, NULL, fault_main, a);
-	if (ret) {
-		a->uffd = -1; /* the caller keeps it on failure */
-		goto fail;
-	}
+	if (ret)
+		return ret;
 	a->threads_started = true;
 	if (!a->no_fill) {
 		ret = -pthread_create(&a->fill_thr, NULL, fill_main, a);
-		if (ret) {
+		if (ret)
 			rp_warn("no fill thread (%s): faults only", strerror(-ret));
-		} else {
+		else
 			a->fill_started = true;
-		}
 	}
+	return 0;
+}
+
+int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
+		       const struct rpage_range *ranges, unsigned n,
+		       const struct rpage_attach_opts *opts,
+		       const uint64_t *resident_bits,
+		       struct rpage_attach **out)
+{
+	struct rpage_attach *a;
+	uint64_t features = 0;
+	int ret;
+
+	ret = check_ranges(src, region, ranges, n);
+	if (!ret)
+		ret = attach_check_uffd(uffd, &features);
+	if (ret)
+		return ret;
+	a = attach_alloc(src, region, ranges[0].page_size, opts);
+	if (!a)
+		return -ENOMEM;
+	a->uffd_features = features;
+	ret = attach_setup_pages(a, ranges, n, resident_bits);
+	if (!ret)
+		ret = attach_map_buffers(a);
+	if (!ret)
+		ret = attach_open_channels(a);
+	if (!ret)
+		ret = rp_set_nonblock(uffd, true);
+	if (ret)
+		goto fail;
+	a->mm.uffd = uffd;
+	ret = attach_start_threads(a);
+	if (ret)
+		goto fail;
 	*out = a;
 	return 0;
 fail:
 	if (ret == -ENOMEM)
 		rp_err("out of memory setting up %" PRIu64 " pages", a->npages);
-	a->uffd = -1;
+	a->mm.uffd = -1; /* the caller keeps it on failure */
 	attach_destroy(a);
 	return ret;
 }
@@ -951,7 +1031,7 @@ RP_EXPORT int rpage_attach_get_stats(struct rpage_attach *a,
 
 	pthread_mutex_lock(&a->slock);
 	*st = a->st;
-	st->pages_resident = rp_bitmap_weight(&a->resident);
+	st->pages_resident = rp_bitmap_weight(&a->mm.resident);
 	st->elapsed_ns = (a->t_end ? a->t_end : now) - a->t_start;
 	if (a->hist.count) {
 		st->lat_min_ns = a->hist.min;

@@ -39,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../common/inject.h"
 #include "../common/proto_rdma.h"
 #include "client_int.h"
 
@@ -307,12 +308,11 @@ static int build_wrs(struct rdma_chan *rc, uint32_t region,
 }
 
 static void report_wc(struct rdma_chan *rc, uint32_t region, uint64_t off,
-		      enum ibv_wc_status st, bool injected)
+		      enum ibv_wc_status st)
 {
-	rp_err("RDMA READ of page at offset 0x%llx of region '%s' from %s on device %s failed: %s (status %d)%s: ending this connection",
+	rp_err("RDMA READ of page at offset 0x%llx of region '%s' from %s on device %s failed: %s (status %d): ending this connection",
 	       (unsigned long long)off, rc->src->regions[region].name, rc->peer,
-	       rc->dev, ibv_wc_status_str(st), (int)st,
-	       injected ? " [injected by RPAGE_RDMA_FAIL_AFTER]" : "");
+	       rc->dev, ibv_wc_status_str(st), (int)st);
 }
 
 static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
@@ -391,21 +391,17 @@ static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		}
 		for (int i = 0; i < ret; i++) {
 			enum ibv_wc_status st = wc[i].status;
-			bool inj = false;
 
 			rc->outstanding--;
 			done++;
 			if (st == IBV_WC_SUCCESS && !err &&
-			    rp_rdma_inject_fail()) {
+			    rp_inject_fail(RP_INJECT_RDMA_READ_ERROR))
 				st = IBV_WC_REM_ACCESS_ERR;
-				inj = true;
-			}
 			if (st != IBV_WC_SUCCESS && !err) {
 				err = rp_wc_errno(st);
 				if (wc[i].wr_id < total)
 					report_wc(rc, region,
-						  rc->wr_off[wc[i].wr_id], st,
-						  inj);
+						  rc->wr_off[wc[i].wr_id], st);
 				rc->broken = true;
 				rp_ibv_qp_to_error(rc->id->qp);
 			}
@@ -566,24 +562,20 @@ int rp_rdma_keys(struct rpage_source *src, const uint8_t *tk,
 	return ret;
 }
 
-/* Opens one rdma_cm connection for @role of @src's session. */
-static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
-			enum rp_role role, bool quiet, struct rdma_chan **out)
+/*
+ * The steps of opening a channel (chan_connect below), in order. Each
+ * returns 0 or -errno and sets *what to what it was doing, for the one
+ * message chan_connect prints on failure; rdma_close undoes any prefix
+ * of them.
+ */
+
+/* The channel's state, its abort eventfd, its rdma_cm event channel and
+ * id (with the ACK timeout that keeps retransmission fast). */
+static int chan_create_id(struct rdma_chan *rc, struct rpage_source *src,
+			  struct rp_rdma_source *rs, const char **what)
 {
-	struct rdma_chan *rc = calloc(1, sizeof(*rc));
-	struct rdma_conn_param cp = { 0 };
-	struct ibv_qp_init_attr qa = { 0 };
-	struct ibv_device_attr da;
-	struct ibv_port_attr pa;
-	struct rp_rdma_conn conn = { .version = RP_RDMA_CONN_VERSION,
-				     .role = (uint8_t)role,
-				     .session = src->session };
-	uint8_t priv[RP_RDMA_CONN_LEN];
-	const char *what;
 	int ret;
 
-	if (!rc)
-		return -ENOMEM;
 	rc->ch.ops = &rdma_ops;
 	rc->src = src;
 	rc->rs = rs;
@@ -592,22 +584,32 @@ static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
 	snprintf(rc->dev, sizeof(rc->dev), "%s", rs->dev[0] ? rs->dev : "?");
 	rc->cmch = rdma_create_event_channel();
 	if (rc->abort_efd < 0 || !rc->cmch) {
-		ret = errno ? -errno : -ENOMEM;
-		what = "creating an event channel";
-		goto fail;
+		*what = "creating an event channel";
+		return errno ? -errno : -ENOMEM;
 	}
-	what = "creating an rdma_cm id";
+	*what = "creating an rdma_cm id";
 	ret = rp_set_nonblock(rc->cmch->fd, true);
 	if (!ret)
 		ret = rp_rdma_err(rdma_create_id(rc->cmch, &rc->id, rc,
 						 RDMA_PS_TCP));
 	if (ret)
-		goto fail;
+		return ret;
 	if (rs->ack_timeout &&
 	    rdma_set_option(rc->id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT,
 			    &rs->ack_timeout, sizeof(rs->ack_timeout)))
 		rp_dbg("RDMA: cannot set the ACK timeout: %s", strerror(errno));
-	what = "resolving the server address";
+	return 0;
+}
+
+/* Resolves the server's address (from the bound source address, when
+ * --rdma-dev named one) and the route; the route picks the device, which
+ * must be the one named. */
+static int chan_resolve(struct rdma_chan *rc, const char **what)
+{
+	struct rp_rdma_source *rs = rc->rs;
+	int ret;
+
+	*what = "resolving the server address";
 	ret = rp_rdma_err(rdma_resolve_addr(
 		rc->id, rs->bind_src ? (struct sockaddr *)&rs->src : NULL,
 		(struct sockaddr *)&rs->dst, 2000));
@@ -616,33 +618,41 @@ static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
 					 RDMA_CM_EVENT_ADDR_RESOLVED,
 					 CM_TIMEOUT_MS, rc->peer);
 	if (ret)
-		goto fail;
-	what = "resolving the route";
+		return ret;
+	*what = "resolving the route";
 	ret = rp_rdma_err(rdma_resolve_route(rc->id, 2000));
 	if (!ret)
 		ret = rp_rdma_wait_event(rc->cmch, rc->id,
 					 RDMA_CM_EVENT_ROUTE_RESOLVED,
 					 CM_TIMEOUT_MS, rc->peer);
 	if (ret)
-		goto fail;
+		return ret;
 	snprintf(rc->dev, sizeof(rc->dev), "%s",
 		 ibv_get_device_name(rc->id->verbs->device));
 	if (rs->dev[0] && strcmp(rs->dev, rc->dev)) {
 		rp_err("RDMA: the route to %s goes through device %s, not %s",
 		       rc->peer, rc->dev, rs->dev);
-		ret = -ENODEV;
-		what = "choosing the device";
-		goto fail;
+		*what = "choosing the device";
+		return -ENODEV;
 	}
 	rc->node = rp_rdma_dev_numa_node(rc->dev);
-	what = "allocating verbs resources";
-	ret = -ENOMEM;
-	if (ibv_query_device(rc->id->verbs, &da) ||
-	    ibv_query_port(rc->id->verbs, rc->id->port_num, &pa)) {
-		ret = errno ? -errno : -EIO;
-		goto fail;
-	}
-	rc->sq_depth = (unsigned)RP_MIN((int)SQ_DEPTH, da.max_qp_wr);
+	return 0;
+}
+
+/* The verbs resources on the routed device: PD, completion channel, CQ
+ * and an RC QP sized to the device's limits (*da: its attributes). */
+static int chan_setup_qp(struct rdma_chan *rc, struct ibv_device_attr *da,
+			 const char **what)
+{
+	struct ibv_qp_init_attr qa = { 0 };
+	struct ibv_port_attr pa;
+	int ret;
+
+	*what = "allocating verbs resources";
+	if (ibv_query_device(rc->id->verbs, da) ||
+	    ibv_query_port(rc->id->verbs, rc->id->port_num, &pa))
+		return errno ? -errno : -EIO;
+	rc->sq_depth = (unsigned)RP_MIN((int)SQ_DEPTH, da->max_qp_wr);
 	rc->max_msg = pa.max_msg_sz ? (uint32_t)RP_MIN(pa.max_msg_sz, 1u << 30)
 				    : 1u << 30;
 	rc->pd = ibv_alloc_pd(rc->id->verbs);
@@ -651,10 +661,10 @@ static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
 					rc, rc->cc, 0)
 			: NULL;
 	if (!rc->cq)
-		goto fail;
+		return -ENOMEM;
 	ret = rp_set_nonblock(rc->cc->fd, true);
 	if (ret)
-		goto fail;
+		return ret;
 	qa.send_cq = rc->cq;
 	qa.recv_cq = rc->cq;
 	qa.qp_type = IBV_QPT_RC;
@@ -662,54 +672,101 @@ static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
 	qa.cap.max_recv_wr = 1;
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
-	what = "creating the QP";
-	ret = rp_rdma_err(rdma_create_qp(rc->id, rc->pd, &qa));
-	if (ret)
-		goto fail;
-	what = "getting a ticket on the control connection";
-	ret = rp_rdma_ticket(src, rc->ticket, rc->peer);
-	if (ret)
-		goto fail;
+	*what = "creating the QP";
+	return rp_rdma_err(rdma_create_qp(rc->id, rc->pd, &qa));
+}
+
+/* A one-time ticket for this connection's CONNECT, from the (TLS)
+ * control connection. */
+static int chan_ticket(struct rdma_chan *rc, const char **what)
+{
+	*what = "getting a ticket on the control connection";
+	return rp_rdma_ticket(rc->src, rc->ticket, rc->peer);
+}
+
+/* Connects, naming the session, the role and the ticket in the private
+ * data (the server checks all three), and waits until the connection is
+ * established. */
+static int chan_establish(struct rdma_chan *rc, enum rp_role role,
+			  const struct ibv_device_attr *da, const char **what)
+{
+	struct rdma_conn_param cp = { 0 };
+	struct rp_rdma_conn conn = { .version = RP_RDMA_CONN_VERSION,
+				     .role = (uint8_t)role,
+				     .session = rc->src->session };
+	uint8_t priv[RP_RDMA_CONN_LEN];
+	int ret;
+
 	memcpy(conn.ticket, rc->ticket, sizeof(conn.ticket));
 	rp_rdma_conn_encode(priv, &conn);
 	memset(conn.ticket, 0, sizeof(conn.ticket));
 	cp.private_data = priv;
 	cp.private_data_len = sizeof(priv);
-	cp.initiator_depth = (uint8_t)RP_MIN(da.max_qp_init_rd_atom, 16);
+	cp.initiator_depth = (uint8_t)RP_MIN(da->max_qp_init_rd_atom, 16);
 	cp.responder_resources = 0;
 	cp.retry_count = 7;
 	cp.rnr_retry_count = 7;
-	what = "connecting";
+	*what = "connecting";
 	ret = rp_rdma_err(rdma_connect(rc->id, &cp));
 	if (!ret)
 		ret = rp_rdma_wait_event(rc->cmch, rc->id,
 					 RDMA_CM_EVENT_ESTABLISHED,
 					 CM_TIMEOUT_MS, rc->peer);
 	memset(priv, 0, sizeof(priv));
-	if (ret)
-		goto fail;
-	rc->connected = true;
-	what = "getting this connection's keys on the control connection";
-	ret = rp_rdma_keys(src, rc->ticket, &rc->keys, &rc->nkeys,
-			   &rc->keys_flags, rc->peer);
-	if (ret)
-		goto fail;
+	if (!ret)
+		rc->connected = true;
+	return ret;
+}
+
+/* This connection's keys (memory windows bound to its QP where the
+ * server's device has them), from the control connection. */
+static int chan_keys(struct rdma_chan *rc, const char **what)
+{
+	*what = "getting this connection's keys on the control connection";
+	return rp_rdma_keys(rc->src, rc->ticket, &rc->keys, &rc->nkeys,
+			    &rc->keys_flags, rc->peer);
+}
+
+/* Opens one rdma_cm connection for @role of @src's session; @quiet logs a
+ * failure at info level (a probe that may fail), not as an error. */
+static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
+			enum rp_role role, bool quiet, struct rdma_chan **out)
+{
+	struct rdma_chan *rc = calloc(1, sizeof(*rc));
+	struct ibv_device_attr da;
+	const char *what = "";
+	int ret;
+
+	if (!rc)
+		return -ENOMEM;
+	ret = chan_create_id(rc, src, rs, &what);
+	if (!ret)
+		ret = chan_resolve(rc, &what);
+	if (!ret)
+		ret = chan_setup_qp(rc, &da, &what);
+	if (!ret)
+		ret = chan_ticket(rc, &what);
+	if (!ret)
+		ret = chan_establish(rc, role, &da, &what);
+	if (!ret)
+		ret = chan_keys(rc, &what);
+	if (ret) {
+		if (quiet)
+			rp_info("RDMA to %s: %s failed: %s%s", rc->peer, what,
+				strerror(-ret),
+				ret == -ECONNREFUSED ? " (the server refused it)" : "");
+		else
+			rp_err("RDMA to %s: %s failed: %s%s", rc->peer, what,
+			       strerror(-ret),
+			       ret == -ECONNREFUSED ? " (the server refused it)" : "");
+		rdma_close(&rc->ch);
+		return ret;
+	}
 	rp_dbg("RDMA: %s connection to %s on %s (node %d, max message %u)",
 	       role == RP_ROLE_URGENT ? "urgent" : "bulk", rc->peer, rc->dev,
 	       rc->node, rc->max_msg);
 	*out = rc;
 	return 0;
-fail:
-	if (quiet)
-		rp_info("RDMA to %s: %s failed: %s%s", rc->peer, what,
-			strerror(-ret),
-			ret == -ECONNREFUSED ? " (the server refused it)" : "");
-	else
-		rp_err("RDMA to %s: %s failed: %s%s", rc->peer, what,
-		       strerror(-ret),
-		       ret == -ECONNREFUSED ? " (the server refused it)" : "");
-	rdma_close(&rc->ch);
-	return ret;
 }
 
 int rp_rdma_chan_open(struct rpage_source *src, enum rp_role role,

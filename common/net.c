@@ -92,6 +92,25 @@ void rp_tcp_liveness(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
 }
 
+/* The numeric address and port of @ss into @h (left as it is for a family
+ * other than IPv4 and IPv6); returns the port, 0 when there is none. */
+static int addr_str(const struct sockaddr_storage *ss, char *h, size_t hl)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s->sin_addr, h, (socklen_t)hl);
+		return ntohs(s->sin_port);
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, h, (socklen_t)hl);
+		return ntohs(s->sin6_port);
+	}
+	return 0;
+}
+
 void rp_peer_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -99,20 +118,22 @@ void rp_peer_name(int fd, char *buf, size_t len)
 	char h[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-
-			inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
-			port = ntohs(s->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-
-			inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
-			port = ntohs(s->sin6_port);
-		}
-	}
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		port = addr_str(&ss, h, sizeof(h));
 	snprintf(buf, len, "%s:%d", h, port);
+}
+
+void rp_sock_host(int fd, bool peer, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int r;
+
+	buf[0] = 0;
+	r = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+		 : getsockname(fd, (struct sockaddr *)&ss, &sl);
+	if (r == 0)
+		addr_str(&ss, buf, len);
 }
 
 int rp_send_with_fd(int sock, const void *buf, size_t len, int fd)

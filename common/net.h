@@ -2,6 +2,7 @@
 #ifndef RP_NET_H
 #define RP_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Listening TCP socket on host:port (host NULL or "" = any). fd, or -errno
@@ -16,6 +17,10 @@ int rp_tcp_connect(const char *host, const char *port);
 void rp_tcp_liveness(int fd);
 /* "a.b.c.d:port" of the peer (or "?"). */
 void rp_peer_name(int fd, char *buf, size_t len);
+/* The numeric address (no port) of @fd's peer (@peer true) or of its own
+ * end: where a second connection to the same host, or a listener that the
+ * peer can reach, must go. "" when it has none. */
+void rp_sock_host(int fd, bool peer, char *buf, size_t len);
 /* Sends @len bytes on a Unix socket in one sendmsg, with descriptor @fd
  * attached by SCM_RIGHTS (none when @fd < 0). 0, -EMSGSIZE when the
  * message went out short, or -errno. */

@@ -319,20 +319,4 @@ void rp_numa_run_on(int node)
 }
 #endif
 
-bool rp_rdma_inject_fail(void)
-{
-	static long after = -2;
-	long left;
-
-	if (__atomic_load_n(&after, __ATOMIC_RELAXED) == -2) {
-		const char *e = getenv("RPAGE_RDMA_FAIL_AFTER");
-
-		__atomic_store_n(&after, e && *e ? strtol(e, NULL, 0) : -1,
-				 __ATOMIC_RELAXED);
-	}
-	if (__atomic_load_n(&after, __ATOMIC_RELAXED) < 0)
-		return false;
-	left = __atomic_sub_fetch(&after, 1, __ATOMIC_RELAXED);
-	return left == -1;
-}
 #endif /* RPAGE_HAVE_RDMA */

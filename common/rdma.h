@@ -83,14 +83,5 @@ void rp_numa_move(void *p, size_t len, int node);
 /* Runs the calling thread on @node's CPUs. */
 void rp_numa_run_on(int node);
 
-/* ---- error injection for tests ---- */
-/*
- * RPAGE_RDMA_FAIL_AFTER=N (environment): the client reports the (N+1)th
- * successful RDMA READ completion as a remote access error, after moving
- * its QP to the error state, so the error path runs on real verbs.
- * Returns true when this completion is to fail.
- */
-bool rp_rdma_inject_fail(void);
-
 #endif /* RPAGE_HAVE_RDMA */
 #endif

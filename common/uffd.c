@@ -153,6 +153,40 @@ bool rp_is_uffd(int fd)
 	return strcmp(link, "anon_inode:[userfaultfd]") == 0;
 }
 
+int rp_uffd_features(int fd, uint64_t *features)
+{
+	char path[64], line[256];
+	unsigned long long api, ioctls;
+	unsigned int feat;
+	int ret = -ENOTSUP;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	/* "API:\t<UFFD_API>:<features>:<ioctls>" (fs/userfaultfd.c) */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "API:\t%llx:%x:%llx", &api, &feat, &ioctls) == 3) {
+			*features = feat;
+			ret = 0;
+			break;
+		}
+	fclose(f);
+	return ret;
+}
+
+bool rp_uffd_mm_alive(int fd, uint64_t addr, uint64_t psize)
+{
+	/* A copy from an unreadable source fails before anything is placed
+	 * (EFAULT), or finds no mapping (ENOENT) or a page (EEXIST); only an
+	 * address space that has gone answers ESRCH first. */
+	struct uffdio_copy c = { .dst = addr, .src = 0, .len = psize,
+				 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+
+	return ioctl(fd, UFFDIO_COPY, &c) == 0 || errno != ESRCH;
+}
+
 int rp_uffd_probe(uint64_t features, const char **why)
 {
 	long psz = sysconf(_SC_PAGESIZE);

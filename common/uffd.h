@@ -43,6 +43,21 @@ int rp_uffd_wake(int fd, uint64_t addr, uint64_t len);
 /* True when @fd refers to a userfaultfd. */
 bool rp_is_uffd(int fd);
 
+/*
+ * The features a userfaultfd was given by UFFDIO_API, as the kernel reports
+ * them for the descriptor (/proc/self/fdinfo), with UFFD_FEATURE_* bits;
+ * RP_UFFD_INITIALIZED is set once UFFDIO_API has been done. 0 or -errno.
+ */
+#define RP_UFFD_INITIALIZED (1ull << 31)
+int rp_uffd_features(int fd, uint64_t *features);
+
+/*
+ * Whether the address space behind @fd still exists: false only when the
+ * kernel says it is gone (ESRCH), e.g. after a forked child exited. Changes
+ * nothing in that address space (@addr: any page-aligned address).
+ */
+bool rp_uffd_mm_alive(int fd, uint64_t addr, uint64_t psize);
+
 /* Probe: can this process open a userfaultfd with @features and register
  * anonymous memory? 0 or -errno, with a reason in *why. */
 int rp_uffd_probe(uint64_t features, const char **why);

@@ -10,7 +10,36 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "pattern.h"
+#include "../common/pattern.h"
+
+int bench_cmd_main(const struct bench_cmd *c, int argc, char **argv)
+{
+	void *b = calloc(1, c->size);
+	int ret;
+
+	if (!b) {
+		fprintf(stderr, "rpage-bench %s: out of memory\n", c->name);
+		return 1;
+	}
+	ret = c->parse(b, argc, argv);
+	if (ret >= 0)
+		goto out;
+	ret = c->setup(b);
+	if (!ret)
+		ret = c->run(b);
+	if (!ret)
+		ret = c->report(b);
+	if (c->teardown)
+		c->teardown(b);
+out:
+	free(b);
+	return ret;
+}
+
+bool bench_failed(const char *why)
+{
+	return !strncmp(why, "failed", 6);
+}
 
 int64_t bench_parse_size(const char *s)
 {
@@ -103,22 +132,22 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	static const struct bench_cmd *const cmds[] = {
+		&bench_guest_cmd, &bench_fault_cmd, &bench_fill_cmd,
+		&bench_timeline_cmd,
+	};
+
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "mkimage"))
 		return cmd_mkimage(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "guest"))
-		return cmd_guest(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "fault"))
-		return cmd_fault(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "fill"))
-		return cmd_fill(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "timeline"))
-		return cmd_timeline(argc - 1, argv + 1);
+	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i]->name))
+			return bench_cmd_main(cmds[i], argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

@@ -12,11 +12,35 @@
 #include "rpage/rpage.h"
 
 int cmd_mkimage(int argc, char **argv);
-int cmd_guest(int argc, char **argv);
-int cmd_fault(int argc, char **argv);
-int cmd_fill(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
-int cmd_timeline(int argc, char **argv);
+
+/*
+ * A benchmark command, shaped like perftest's: parse the command line,
+ * set up what is measured, run, report, tear down. bench_cmd_main runs the
+ * steps in that order on the command's own state (@size bytes, zeroed)
+ * and returns the exit status.
+ */
+struct bench_cmd {
+	const char *name;
+	size_t size;
+	/* -1 to go on, else the exit status (0 after --help, 2 for a bad
+	 * command line) */
+	int (*parse)(void *b, int argc, char **argv);
+	/* each: 0 to go on, else the exit status */
+	int (*setup)(void *b);
+	int (*run)(void *b);
+	/* prints the results; returns the exit status */
+	int (*report)(void *b);
+	/* frees what setup made, however far it got (NULL: the process's
+	 * end frees it) */
+	void (*teardown)(void *b);
+};
+int bench_cmd_main(const struct bench_cmd *c, int argc, char **argv);
+extern const struct bench_cmd bench_guest_cmd, bench_fault_cmd,
+	bench_fill_cmd, bench_timeline_cmd;
+/* A line that was asked for but failed (its reason starts "failed"), as
+ * opposed to one that is not available here. */
+bool bench_failed(const char *why);
 
 /* "4096", "4k", "2M", "1G" -> bytes; -1 on error */
 int64_t bench_parse_size(const char *s);
@@ -97,6 +121,26 @@ struct bench_raw {
 	pthread_t thr;
 	bool started;
 };
+
+/* What a benchmark measures and measures against: the image and its
+ * server, the raw TCP socket pair, the raw RDMA peer; each open only once
+ * its flag (or pointer) says so. */
+struct bench_base {
+	struct bench_env env;
+	bool env_open;
+	struct bench_raw raw;
+	bool raw_ok;
+	struct bench_rawrdma *rr;
+};
+/* The benchmarks' common start: the library's log down to warnings
+ * (unless RPAGE_LOG says otherwise), then bench_env_open_ex, with RDMA
+ * when one of the @nt transports @ts is rdma, and @psk_file (may be NULL)
+ * for the tls line. 0 or -errno. */
+int bench_base_open(struct bench_base *bb, const char *connect,
+		    const char *host, const enum rpage_transport *ts, int nt,
+		    uint64_t img_len, uint32_t psize, const char *psk_file);
+/* Closes whatever of @bb is open. */
+void bench_base_close(struct bench_base *bb);
 /* A plain TCP server thread on loopback and one connected client. */
 int bench_raw_start(struct bench_raw *r, uint32_t buf_len);
 void bench_raw_stop(struct bench_raw *r);

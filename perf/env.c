@@ -20,9 +20,9 @@
 
 #include "rpage/rpage.h"
 #include "../common/net.h"
+#include "../common/pattern.h"
 #include "../common/rp.h"
 #include "bench.h"
-#include "pattern.h"
 
 const char *bench_transport_name(enum rpage_transport t)
 {
@@ -198,6 +198,32 @@ void bench_env_close(struct bench_env *e)
 		close(e->memfd);
 	e->srv = NULL;
 	e->memfd = -1;
+}
+
+int bench_base_open(struct bench_base *bb, const char *connect,
+		    const char *host, const enum rpage_transport *ts, int nt,
+		    uint64_t img_len, uint32_t psize, const char *psk_file)
+{
+	bool want_rdma = false;
+	int ret;
+
+	if (!getenv("RPAGE_LOG"))
+		rpage_set_log_level(RPAGE_LOG_WARN);
+	for (int i = 0; i < nt; i++)
+		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
+	ret = bench_env_open_ex(&bb->env, connect, host, want_rdma, img_len,
+				psize, psk_file);
+	bb->env_open = !ret;
+	return ret;
+}
+
+void bench_base_close(struct bench_base *bb)
+{
+	if (bb->raw_ok)
+		bench_raw_stop(&bb->raw);
+	bench_rawrdma_close(bb->rr);
+	if (bb->env_open)
+		bench_env_close(&bb->env);
 }
 
 int bench_env_source(struct bench_env *e, enum rpage_transport t,

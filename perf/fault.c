@@ -27,11 +27,11 @@
 #include <unistd.h>
 
 #include "rpage/rpage.h"
+#include "../common/pattern.h"
 #include "../common/rp.h"
 #include "../common/uffd.h"
-#include "../client/client_int.h"
+#include "../client/fetch.h"
 #include "bench.h"
-#include "pattern.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
@@ -53,16 +53,23 @@ struct line {
 };
 
 struct fault_bench {
-	struct bench_env env;
-	struct bench_raw raw;
-	bool raw_ok;
-	struct bench_rawrdma *rr;
-	uint64_t psize, batch, seed, rng;
+	/* the command line */
+	enum rpage_transport ts[4];
+	int nt;
+	const char *connect, *host, *json, *cdf, *psk;
+	uint64_t psize, batch, seed, img;
 	uint64_t iters, warmup;
 	unsigned rounds;
-	uint64_t mismatches;
+	bool split;
+	/* set up */
+	struct bench_base base;
+	bool have_raw;
 	struct line lines[MAX_LINES];
 	unsigned nlines;
+	struct line *floor, *tcp, *rdma, *rawr, *tls;
+	/* measured */
+	uint64_t rng;
+	uint64_t mismatches;
 };
 
 static uint64_t rnd(struct fault_bench *b)
@@ -106,8 +113,9 @@ static int uffd_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 		      uint64_t skip)
 {
 	uint64_t np = count + skip, len = np * b->psize;
-	uint64_t img_pages = b->env.img_len / b->psize;
-	uint64_t features = b->psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0;
+	uint64_t img_pages = b->base.env.img_len / b->psize;
+	uint64_t features = UFFD_FEATURE_EVENT_REMOVE |
+			    (b->psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0);
 	struct rpage_attach_opts opts = { .no_fill = 1 };
 	struct rpage_attach *att = NULL;
 	struct rpage_range r;
@@ -204,7 +212,7 @@ static int raw_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 {
 	for (uint64_t i = 0; i < count + skip; i++) {
 		uint64_t t0 = rp_now_ns(), t1;
-		int ret = bench_raw_rtt(&b->raw, (uint32_t)b->psize,
+		int ret = bench_raw_rtt(&b->base.raw, (uint32_t)b->psize,
 					ln->kind == K_RAW_SPIN);
 
 		t1 = rp_now_ns();
@@ -220,14 +228,14 @@ static int raw_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 static int rawrdma_batch(struct fault_bench *b, struct line *ln,
 			 uint64_t count, uint64_t skip)
 {
-	uint64_t img_pages = b->env.img_len / b->psize;
+	uint64_t img_pages = b->base.env.img_len / b->psize;
 
 	for (uint64_t i = 0; i < count + skip; i++) {
 		uint64_t off = (rnd(b) % img_pages) * b->psize, t0, t1;
 		int ret;
 
 		t0 = rp_now_ns();
-		ret = bench_rawrdma_read(b->rr, off, (uint32_t)b->psize);
+		ret = bench_rawrdma_read(b->base.rr, off, (uint32_t)b->psize);
 		t1 = rp_now_ns();
 		if (ret)
 			return ret;
@@ -242,27 +250,25 @@ static int rawrdma_batch(struct fault_bench *b, struct line *ln,
 static int fetch_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 		       uint64_t skip)
 {
-	uint64_t img_pages = b->env.img_len / b->psize;
-	struct rp_chan *ch = NULL;
+	uint64_t img_pages = b->base.env.img_len / b->psize;
+	struct rp_fetcher *fe = NULL;
 	void *buf = mmap(NULL, b->psize, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	int ret;
 
 	if (buf == MAP_FAILED)
 		return -ENOMEM;
-	ret = rp_source_open_chan(ln->src, RP_ROLE_URGENT, &ch);
+	ret = rp_fetcher_open(ln->src, buf, b->psize, &fe);
 	for (uint64_t i = 0; !ret && i < count + skip; i++) {
-		struct rp_fetch f = { .off = (rnd(b) % img_pages) * b->psize,
-				      .len = (uint32_t)b->psize, .dst = buf };
+		uint64_t off = (rnd(b) % img_pages) * b->psize;
 		uint64_t t0 = rp_now_ns(), t1;
 
-		ret = ch->ops->fetch(ch, 0, &f, 1);
+		ret = rp_fetcher_read(fe, 0, off, (uint32_t)b->psize, buf);
 		t1 = rp_now_ns();
 		if (!ret && i >= skip)
 			bench_lat_add(&ln->lat, t1 - t0);
 	}
-	if (ch)
-		ch->ops->close(ch);
+	rp_fetcher_close(fe);
 	munmap(buf, b->psize);
 	return ret;
 }
@@ -348,6 +354,8 @@ static const char *tls_path(struct rpage_source *src)
 {
 	static char buf[400];
 
+	if (!src)
+		return "?";
 	rpage_source_security(src, buf, sizeof(buf));
 	return buf;
 }
@@ -381,8 +389,11 @@ static void fault_usage(FILE *f)
 		"                        with the client polling instead of sleeping\n");
 }
 
-int cmd_fault(int argc, char **argv)
+/* Reads the command line into @b. Returns -1 to go on, else the exit
+ * status (0 after --help, 2 for a bad command line). */
+static int fault_parse(void *arg, int argc, char **argv)
 {
+	struct fault_bench *b = arg;
 	enum { O_IMG = 256, O_BATCH, O_SEED, O_JSON, O_CDF, O_SPLIT, O_HOST,
 	       O_PSK };
 	static const struct option lo[] = {
@@ -403,17 +414,9 @@ int cmd_fault(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct fault_bench fb;
-	struct fault_bench *b = &fb;
-	enum rpage_transport ts[4];
-	const char *tlist = "local,tcp", *connect = NULL, *json = NULL,
-		   *cdf = NULL, *host = NULL, *psk = NULL;
-	bool want_rdma = false;
-	struct line *floor = NULL, *tcp = NULL, *rdma = NULL, *rawr = NULL;
-	struct line *tls = NULL;
-	int64_t img = 0, v;
-	int o, nt, ret = 0;
-	bool split = false, have_raw = false;
+	const char *tlist = "local,tcp";
+	int64_t v;
+	int o;
 
 	b->iters = 5000;
 	b->warmup = 100;
@@ -426,7 +429,7 @@ int cmd_fault(int argc, char **argv)
 			tlist = optarg;
 			break;
 		case 'c':
-			connect = optarg;
+			b->connect = optarg;
 			break;
 		case 'n':
 			b->iters = strtoull(optarg, NULL, 0);
@@ -447,7 +450,7 @@ int cmd_fault(int argc, char **argv)
 			if (o == 's')
 				b->psize = (uint64_t)v;
 			else
-				img = v;
+				b->img = (uint64_t)v;
 			break;
 		case O_BATCH:
 			b->batch = strtoull(optarg, NULL, 0);
@@ -456,19 +459,19 @@ int cmd_fault(int argc, char **argv)
 			b->seed = strtoull(optarg, NULL, 0);
 			break;
 		case O_JSON:
-			json = optarg;
+			b->json = optarg;
 			break;
 		case O_CDF:
-			cdf = optarg;
+			b->cdf = optarg;
 			break;
 		case O_SPLIT:
-			split = true;
+			b->split = true;
 			break;
 		case O_HOST:
-			host = optarg;
+			b->host = optarg;
 			break;
 		case O_PSK:
-			psk = optarg;
+			b->psk = optarg;
 			break;
 		case 'h':
 			fault_usage(stdout);
@@ -489,52 +492,44 @@ int cmd_fault(int argc, char **argv)
 	}
 	if (b->rounds > b->iters)
 		b->rounds = (unsigned)b->iters;
-	nt = bench_parse_transports(tlist, ts, 4);
-	if (nt < 0)
+	b->nt = bench_parse_transports(tlist, b->ts, 4);
+	if (b->nt < 0)
 		return 2;
 	if (!b->batch)
 		b->batch = b->psize == RP_PAGE_4K ? 16384 : 32;
-	if (!img)
-		img = b->psize == RP_PAGE_4K ? 256 << 20 : 1 << 30;
-	if ((uint64_t)img % b->psize ||
-	    (uint64_t)img / b->psize < b->batch + b->warmup) {
+	if (!b->img)
+		b->img = b->psize == RP_PAGE_4K ? 256 << 20 : 1 << 30;
+	if (b->img % b->psize || b->img / b->psize < b->batch + b->warmup) {
 		fprintf(stderr, "rpage-bench fault: --image-size must hold --batch + --warmup pages\n");
 		return 2;
 	}
-	if (!getenv("RPAGE_LOG"))
-		rpage_set_log_level(RPAGE_LOG_WARN);
-	for (int i = 0; i < nt; i++)
-		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
-	ret = bench_env_open_ex(&b->env, connect, host, want_rdma,
-				(uint64_t)img, (uint32_t)b->psize, psk);
-	if (ret)
-		return 1;
-	if (b->env.img_len / b->psize < b->batch + b->warmup) {
-		fprintf(stderr, "rpage-bench fault: the region is too small for --batch + --warmup pages\n");
-		return 1;
-	}
+	return -1;
+}
 
-	/* the lines: transports (local first, the floor), then baselines */
-	floor = add_line(b, "local", K_UFFD, RPAGE_TRANSPORT_LOCAL);
-	for (int i = 0; i < nt; i++) {
+/* The lines: transports (local first, the floor), then the baselines;
+ * each opens what it measures, or records why it cannot. */
+static void fault_add_lines(struct fault_bench *b)
+{
+	b->floor = add_line(b, "local", K_UFFD, RPAGE_TRANSPORT_LOCAL);
+	for (int i = 0; i < b->nt; i++) {
 		struct line *ln;
 
-		if (ts[i] == RPAGE_TRANSPORT_LOCAL)
+		if (b->ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
-		ln = add_line(b, bench_transport_name(ts[i]), K_UFFD, ts[i]);
-		if (ts[i] == RPAGE_TRANSPORT_TCP)
-			tcp = ln;
-		if (ts[i] == BENCH_T_TLS)
-			tls = ln;
-		if (ts[i] == RPAGE_TRANSPORT_RDMA)
-			rdma = ln;
+		ln = add_line(b, bench_transport_name(b->ts[i]), K_UFFD, b->ts[i]);
+		if (b->ts[i] == RPAGE_TRANSPORT_TCP)
+			b->tcp = ln;
+		if (b->ts[i] == BENCH_T_TLS)
+			b->tls = ln;
+		if (b->ts[i] == RPAGE_TRANSPORT_RDMA)
+			b->rdma = ln;
 	}
 	add_line(b, "anon-touch", K_ANON, 0);
-	if (tcp || tls || !b->env.remote)
-		have_raw = add_line(b, "raw-tcp", K_RAW_TCP, 0) != NULL;
-	if (rdma)
-		rawr = add_line(b, "raw-rdma", K_RAW_RDMA, 0);
-	for (unsigned i = 0, n = b->nlines; split && i < n; i++) {
+	if (b->tcp || b->tls || !b->base.env.remote)
+		b->have_raw = add_line(b, "raw-tcp", K_RAW_TCP, 0) != NULL;
+	if (b->rdma)
+		b->rawr = add_line(b, "raw-rdma", K_RAW_RDMA, 0);
+	for (unsigned i = 0, n = b->nlines; b->split && i < n; i++) {
 		char name[32];
 
 		if (b->lines[i].kind != K_UFFD)
@@ -542,48 +537,72 @@ int cmd_fault(int argc, char **argv)
 		snprintf(name, sizeof(name), "fetch-%s", b->lines[i].lat.name);
 		add_line(b, name, K_FETCH, b->lines[i].t);
 	}
-	if (split && have_raw)
+	if (b->split && b->have_raw)
 		add_line(b, "raw-spin", K_RAW_SPIN, 0);
+}
 
+/* The image and server, then every line's source or baseline. Returns 0,
+ * or the exit status. */
+static int fault_setup(void *arg)
+{
+	struct fault_bench *b = arg;
+
+	if (bench_base_open(&b->base, b->connect, b->host, b->ts, b->nt,
+			    b->img, (uint32_t)b->psize, b->psk))
+		return 1;
+	if (b->base.env.img_len / b->psize < b->batch + b->warmup) {
+		fprintf(stderr, "rpage-bench fault: the region is too small for --batch + --warmup pages\n");
+		return 1;
+	}
+	fault_add_lines(b);
 	for (unsigned i = 0; i < b->nlines; i++) {
 		struct line *ln = &b->lines[i];
 		char why[200];
 
 		if ((ln->kind == K_UFFD || ln->kind == K_FETCH) &&
-		    bench_env_source(&b->env, ln->t, &ln->src, why, sizeof(why)))
+		    bench_env_source(&b->base.env, ln->t, &ln->src, why, sizeof(why)))
 			bench_lat_skip(&ln->lat, "%s", why);
 		if (ln->kind == K_RAW_RDMA) {
 			/* the rdma line's source is open by now */
-			if (rdma->lat.why[0])
+			if (b->rdma->lat.why[0])
 				bench_lat_skip(&ln->lat, "rdma not available (see the rdma line)");
-			else if (b->env.remote)
+			else if (b->base.env.remote)
 				bench_lat_skip(&ln->lat, "in-process peer only: not measured with --connect");
-			else if (bench_rawrdma_open(&b->rr, b->env.host,
-						    b->env.memfd, b->env.img_len,
+			else if (bench_rawrdma_open(&b->base.rr, b->base.env.host,
+						    b->base.env.memfd, b->base.env.img_len,
 						    (uint32_t)b->psize, 1, why,
 						    sizeof(why)))
 				bench_lat_skip(&ln->lat, "%s", why);
 		}
-		if (ln->kind == K_RAW_SPIN && !b->raw_ok)
+		if (ln->kind == K_RAW_SPIN && !b->base.raw_ok)
 			bench_lat_skip(&ln->lat, "raw TCP socket not available");
 		if (ln->kind == K_RAW_TCP) {
-			ret = bench_raw_start(&b->raw,
-					      (uint32_t)RP_MAX(b->psize, 1u << 20));
-			if (ret)
+			int e = bench_raw_start(&b->base.raw,
+						(uint32_t)RP_MAX(b->psize, 1u << 20));
+
+			if (e)
 				bench_lat_skip(&ln->lat, "raw TCP socket: %s",
-					       strerror(-ret));
+					       strerror(-e));
 			else
-				b->raw_ok = true;
+				b->base.raw_ok = true;
 		}
 	}
+	return 0;
+}
 
-	/* interleaved rounds: round r starts at line r and wraps */
+/* Interleaved rounds: round r starts at line r and wraps, so that noise
+ * falls on every line alike. A line that fails is marked and skipped. */
+static int fault_run(void *arg)
+{
+	struct fault_bench *b = arg;
+
 	for (unsigned r = 0; r < b->rounds; r++) {
 		uint64_t per = b->iters / b->rounds +
 			       (r < b->iters % b->rounds ? 1 : 0);
 
 		for (unsigned j = 0; j < b->nlines; j++) {
 			struct line *ln = &b->lines[(j + r) % b->nlines];
+			int ret;
 
 			ln->round_start[r] = ln->lat.n;
 			if (ln->lat.why[0])
@@ -597,7 +616,6 @@ int cmd_fault(int argc, char **argv)
 						       : "");
 				fprintf(stderr, "rpage-bench fault: %s: %s\n",
 					ln->lat.name, ln->lat.why);
-				ret = 0;
 			}
 		}
 	}
@@ -606,13 +624,20 @@ int cmd_fault(int argc, char **argv)
 		round_p50s(&b->lines[i], b->rounds);
 		bench_lat_compute(&b->lines[i].lat);
 	}
+	return 0;
+}
 
-	/* the table */
+/* The table, in perftest's layout, and the ratios and targets below it. */
+static void fault_print(struct fault_bench *b)
+{
+	struct line *floor = b->floor, *tcp = b->tcp, *rdma = b->rdma,
+		    *rawr = b->rawr;
+
 	bench_machine_print(stdout);
 	printf("# rpage-bench fault: %s server %s:%s, page %" PRIu64 " B, image %" PRIu64
 	       " MiB, %" PRIu64 " iterations in %u interleaved rounds, warmup %" PRIu64 "\n",
-	       b->env.remote ? "remote" : "in-process", b->env.host,
-	       b->env.port, b->psize, b->env.img_len >> 20, b->iters,
+	       b->base.env.remote ? "remote" : "in-process", b->base.env.host,
+	       b->base.env.port, b->psize, b->base.env.img_len >> 20, b->iters,
 	       b->rounds, b->warmup);
 	printf("# floor = local transport; anon-touch = plain first-touch fault; raw-tcp = 16 B request / %" PRIu64
 	       " B reply on a loopback socket\n", b->psize);
@@ -661,89 +686,112 @@ int cmd_fault(int argc, char **argv)
 			     bench_ratio(tcp->lat.p99, floor->lat.p99), 2.0,
 			     false);
 	}
-	if (tls && tcp && !tls->lat.why[0] && !tcp->lat.why[0]) {
+	if (b->tls && tcp && !b->tls->lat.why[0] && !tcp->lat.why[0]) {
 		printf("# tls = TCP with TLS 1.3 (%s): the same fault path, encrypted and authenticated\n",
-		       tls->src ? tls_path(tls->src) : "?");
+		       tls_path(b->tls->src));
 		bench_target(stdout, "tls fault p50 / tcp p50",
-			     bench_ratio(tls->lat.t_typical, tcp->lat.t_typical),
-			     1.2, false);
+			     bench_ratio(b->tls->lat.t_typical,
+					 tcp->lat.t_typical), 1.2, false);
 	}
 	fflush(stdout);
+}
 
-	if (json) {
-		FILE *f = fopen(json, "w");
+/* --json: the same figures with perftest's keys. */
+static int fault_write_json(struct fault_bench *b, const char *path)
+{
+	struct line *floor = b->floor, *tcp = b->tcp, *rdma = b->rdma,
+		    *rawr = b->rawr;
+	FILE *f = fopen(path, "w");
 
-		if (!f) {
-			fprintf(stderr, "rpage-bench fault: %s: %s\n", json,
-				strerror(errno));
-			ret = -errno;
-		} else {
-			fprintf(f, "{\"command\":\"fault\",\"page_size\":%" PRIu64
-				   ",\"iterations\":%" PRIu64 ",\"warmup\":%" PRIu64
-				   ",\"rounds\":%u,\"server\":",
-				b->psize, b->iters, b->warmup, b->rounds);
-			bench_json_str(f, b->env.remote ? "remote" : "in-process");
-			fprintf(f, ",\"machine\":");
-			bench_machine_json(f);
-			fprintf(f, ",\"floor\":\"local\",\"results\":[");
-			for (unsigned i = 0; i < b->nlines; i++) {
-				fprintf(f, i ? ",\n" : "\n");
-				bench_lat_json(f, &b->lines[i].lat, &floor->lat);
-			}
-			fprintf(f, "],\"targets\":[");
-			if (tcp && !tcp->lat.why[0] && !floor->lat.why[0]) {
-				double r50 = bench_ratio(tcp->lat.t_typical, floor->lat.t_typical);
-				double r99 = bench_ratio(tcp->lat.p99, floor->lat.p99);
-
-				fprintf(f, "{\"what\":\"tcp fault p50 / local p50\",\"value\":%.3f,\"limit\":1.5,\"pass\":%s},"
-					   "{\"what\":\"tcp fault p99 / local p99\",\"value\":%.3f,\"limit\":2.0,\"pass\":%s}",
-					r50, r50 <= 1.5 ? "true" : "false",
-					r99, r99 <= 2.0 ? "true" : "false");
-			}
-			if (tls && tcp && !tls->lat.why[0] && !tcp->lat.why[0]) {
-				double r = bench_ratio(tls->lat.t_typical, tcp->lat.t_typical);
-
-				fprintf(f, "%s{\"what\":\"tls fault p50 / tcp p50\",\"value\":%.3f,\"limit\":1.2,\"pass\":%s,\"record_layer\":",
-					!floor->lat.why[0] ? "," : "", r,
-					r <= 1.2 ? "true" : "false");
-				bench_json_str(f, tls->src ? tls_path(tls->src) : "?");
-				fputc('}', f);
-			}
-			fprintf(f, "]");
-			if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])
-				fprintf(f, ",\"rdma_vs_raw_rdma\":{\"ratio_p50\":%.3f,\"ratio_p99\":%.3f}",
-					bench_ratio(rdma->lat.t_typical, rawr->lat.t_typical),
-					bench_ratio(rdma->lat.p99, rawr->lat.p99));
-			fprintf(f, ",\"mismatches\":%" PRIu64 "}\n", b->mismatches);
-			if (fclose(f))
-				ret = -EIO;
-		}
+	if (!f) {
+		fprintf(stderr, "rpage-bench fault: %s: %s\n", path,
+			strerror(errno));
+		return -errno;
 	}
-	if (cdf) {
+	fprintf(f, "{\"command\":\"fault\",\"page_size\":%" PRIu64
+		   ",\"iterations\":%" PRIu64 ",\"warmup\":%" PRIu64
+		   ",\"rounds\":%u,\"server\":",
+		b->psize, b->iters, b->warmup, b->rounds);
+	bench_json_str(f, b->base.env.remote ? "remote" : "in-process");
+	fprintf(f, ",\"machine\":");
+	bench_machine_json(f);
+	fprintf(f, ",\"floor\":\"local\",\"results\":[");
+	for (unsigned i = 0; i < b->nlines; i++) {
+		fprintf(f, i ? ",\n" : "\n");
+		bench_lat_json(f, &b->lines[i].lat, &floor->lat);
+	}
+	fprintf(f, "],\"targets\":[");
+	if (tcp && !tcp->lat.why[0] && !floor->lat.why[0]) {
+		double r50 = bench_ratio(tcp->lat.t_typical, floor->lat.t_typical);
+		double r99 = bench_ratio(tcp->lat.p99, floor->lat.p99);
+
+		fprintf(f, "{\"what\":\"tcp fault p50 / local p50\",\"value\":%.3f,\"limit\":1.5,\"pass\":%s},"
+			   "{\"what\":\"tcp fault p99 / local p99\",\"value\":%.3f,\"limit\":2.0,\"pass\":%s}",
+			r50, r50 <= 1.5 ? "true" : "false",
+			r99, r99 <= 2.0 ? "true" : "false");
+	}
+	if (b->tls && tcp && !b->tls->lat.why[0] && !tcp->lat.why[0]) {
+		double r = bench_ratio(b->tls->lat.t_typical, tcp->lat.t_typical);
+
+		fprintf(f, "%s{\"what\":\"tls fault p50 / tcp p50\",\"value\":%.3f,\"limit\":1.2,\"pass\":%s,\"record_layer\":",
+			!floor->lat.why[0] ? "," : "", r,
+			r <= 1.2 ? "true" : "false");
+		bench_json_str(f, tls_path(b->tls->src));
+		fputc('}', f);
+	}
+	fprintf(f, "]");
+	if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])
+		fprintf(f, ",\"rdma_vs_raw_rdma\":{\"ratio_p50\":%.3f,\"ratio_p99\":%.3f}",
+			bench_ratio(rdma->lat.t_typical, rawr->lat.t_typical),
+			bench_ratio(rdma->lat.p99, rawr->lat.p99));
+	fprintf(f, ",\"mismatches\":%" PRIu64 "}\n", b->mismatches);
+	return fclose(f) ? -EIO : 0;
+}
+
+/* The table, then --json and --cdf. The exit status: 1 when a page was
+ * wrong, a file not written, or a line that was asked for failed (not
+ * merely unavailable); else 0. */
+static int fault_report(void *arg)
+{
+	struct fault_bench *b = arg;
+	int ret = 0;
+
+	fault_print(b);
+	if (b->json)
+		ret = fault_write_json(b, b->json);
+	if (b->cdf) {
 		struct bench_lat *ls[MAX_LINES];
 
 		for (unsigned i = 0; i < b->nlines; i++)
 			ls[i] = &b->lines[i].lat;
-		if (bench_cdf_write(cdf, ls, b->nlines)) {
-			fprintf(stderr, "rpage-bench fault: %s: %s\n", cdf,
+		if (bench_cdf_write(b->cdf, ls, b->nlines)) {
+			fprintf(stderr, "rpage-bench fault: %s: %s\n", b->cdf,
 				strerror(errno));
 			ret = -EIO;
 		}
 	}
+	if (ret || b->mismatches)
+		return 1;
+	for (unsigned i = 0; i < b->nlines; i++)
+		if (bench_failed(b->lines[i].lat.why))
+			return 1;
+	return 0;
+}
+
+static void fault_teardown(void *arg)
+{
+	struct fault_bench *b = arg;
+
 	for (unsigned i = 0; i < b->nlines; i++) {
 		if (b->lines[i].src)
 			rpage_source_close(b->lines[i].src);
 		bench_lat_free(&b->lines[i].lat);
 	}
-	if (b->raw_ok)
-		bench_raw_stop(&b->raw);
-	bench_rawrdma_close(b->rr);
-	bench_env_close(&b->env);
-	if (ret || b->mismatches)
-		return 1;
-	/* a line that was asked for but failed (not merely unavailable) */
-	for (unsigned i = 0; i < b->nlines; i++)
-		if (!strncmp(b->lines[i].lat.why, "failed", 6))
-			return 1;
-	return 0;
+	bench_base_close(&b->base);
 }
+
+const struct bench_cmd bench_fault_cmd = {
+	.name = "fault", .size = sizeof(struct fault_bench),
+	.parse = fault_parse, .setup = fault_setup, .run = fault_run,
+	.report = fault_report, .teardown = fault_teardown,
+};

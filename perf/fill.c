@@ -25,10 +25,10 @@
 #include <unistd.h>
 
 #include "rpage/rpage.h"
+#include "../common/pattern.h"
 #include "../common/rp.h"
 #include "../common/uffd.h"
 #include "bench.h"
-#include "pattern.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
@@ -98,7 +98,8 @@ static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
 		     const struct rpage_attach_opts *opts, int timeout_ms,
 		     bool verbose, double *mbps, uint64_t *bad)
 {
-	uint64_t features = psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0;
+	uint64_t features = UFFD_FEATURE_EVENT_REMOVE |
+			    (psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0);
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS; /* hugetlb: reserve at mmap */
 	struct rpage_attach *att = NULL;
 	struct rpage_stats st;
@@ -188,7 +189,8 @@ out:
  */
 static int place_once(uint64_t len, uint64_t psize, double *mbps)
 {
-	uint64_t features = psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0;
+	uint64_t features = UFFD_FEATURE_EVENT_REMOVE |
+			    (psize != RP_PAGE_4K ? UFFD_FEATURE_MISSING_HUGETLBFS : 0);
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS; /* hugetlb: reserve at mmap */
 	uint64_t slice = RP_MAX(psize, 256u << 10), t0, t1;
 	size_t blen = RP_MAX(psize, 1u << 20);
@@ -252,8 +254,31 @@ static void fill_usage(FILE *f)
 		"                        and server threads (where the time goes)\n");
 }
 
-int cmd_fill(int argc, char **argv)
+struct fill_bench {
+	/* the command line */
+	enum rpage_transport ts[4];
+	int nt;
+	const char *connect, *host, *json, *psk;
+	uint64_t size, psize;
+	unsigned rounds;
+	bool verbose;
+	struct rpage_attach_opts opts;
+	/* set up */
+	struct bench_base base;
+	uint32_t rr_chunk;     /* raw-rdma: the fill's chunk and depth */
+	unsigned rr_depth;
+	struct fill_line lines[MAX_LINES];
+	unsigned nl;
+	struct fill_line *rawl, *tcpl, *locl, *placel, *rdmal, *rrl, *tlsl;
+	/* measured */
+	uint64_t bad;          /* spot-checked words that were wrong */
+};
+
+/* Reads the command line into @b. Returns -1 to go on, else the exit
+ * status (0 after --help, 2 for a bad command line). */
+static int fill_parse(void *arg, int argc, char **argv)
 {
+	struct fill_bench *b = arg;
 	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST, O_PSK };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
@@ -270,34 +295,23 @@ int cmd_fill(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct fill_line lines[MAX_LINES];
-	struct rpage_attach_opts opts = { 0 };
-	struct bench_env env;
-	struct bench_raw raw;
-	enum rpage_transport ts[4];
-	const char *tlist = "local,tcp", *connect = NULL, *json = NULL;
-	uint64_t size = 256u << 20, psize = RP_PAGE_4K, bad = 0;
-	unsigned rounds = 3, nl = 0;
-	struct fill_line *rawl = NULL, *tcpl = NULL, *locl = NULL, *placel;
-	struct fill_line *rdmal = NULL, *rrl = NULL, *tlsl = NULL;
-	struct bench_rawrdma *rr = NULL;
-	uint32_t rr_chunk;
-	unsigned rr_depth;
-	bool raw_ok = false, want_rdma = false, verbose = false;
-	const char *host = NULL, *psk = NULL;
+	const char *tlist = "local,tcp";
 	int64_t v;
-	int o, nt, ret = 0;
+	int o;
 
+	b->size = 256u << 20;
+	b->psize = RP_PAGE_4K;
+	b->rounds = 3;
 	while ((o = getopt_long(argc, argv, "t:c:s:r:vh", lo, NULL)) != -1) {
 		switch (o) {
 		case 't':
 			tlist = optarg;
 			break;
 		case 'c':
-			connect = optarg;
+			b->connect = optarg;
 			break;
 		case 'r':
-			rounds = (unsigned)strtoul(optarg, NULL, 0);
+			b->rounds = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 's':
 		case O_PS:
@@ -308,26 +322,26 @@ int cmd_fill(int argc, char **argv)
 				return 2;
 			}
 			if (o == 's')
-				size = (uint64_t)v;
+				b->size = (uint64_t)v;
 			else if (o == O_PS)
-				psize = (uint64_t)v;
+				b->psize = (uint64_t)v;
 			else
-				opts.fill_chunk = (uint32_t)v;
+				b->opts.fill_chunk = (uint32_t)v;
 			break;
 		case O_DEPTH:
-			opts.fill_depth = (uint32_t)strtoul(optarg, NULL, 0);
+			b->opts.fill_depth = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case O_JSON:
-			json = optarg;
+			b->json = optarg;
 			break;
 		case O_HOST:
-			host = optarg;
+			b->host = optarg;
 			break;
 		case O_PSK:
-			psk = optarg;
+			b->psk = optarg;
 			break;
 		case 'v':
-			verbose = true;
+			b->verbose = true;
 			break;
 		case 'h':
 			fill_usage(stdout);
@@ -337,117 +351,140 @@ int cmd_fill(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((psize != RP_PAGE_4K && psize != (2u << 20)) || size % psize ||
-	    !rounds || rounds > MAX_ROUNDS) {
+	if ((b->psize != RP_PAGE_4K && b->psize != (2u << 20)) ||
+	    b->size % b->psize || !b->rounds || b->rounds > MAX_ROUNDS) {
 		fprintf(stderr, "rpage-bench fill: --size a multiple of --page-size (4k or 2M), --rounds 1..%d\n",
 			MAX_ROUNDS);
 		return 2;
 	}
-	nt = bench_parse_transports(tlist, ts, 4);
-	if (nt < 0)
+	b->nt = bench_parse_transports(tlist, b->ts, 4);
+	if (b->nt < 0)
 		return 2;
-	if (!getenv("RPAGE_LOG"))
-		rpage_set_log_level(RPAGE_LOG_WARN);
-	for (int i = 0; i < nt; i++)
-		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
-	if (bench_env_open_ex(&env, connect, host, want_rdma, size,
-			      (uint32_t)psize, psk))
-		return 1;
-	if (env.img_len < size) {
-		fprintf(stderr, "rpage-bench fill: the server's region holds only %" PRIu64 " bytes\n",
-			env.img_len);
-		bench_env_close(&env);
-		return 1;
-	}
+	return -1;
+}
 
-	locl = &lines[nl++];
-	snprintf(locl->name, sizeof(locl->name), "local");
-	locl->t = RPAGE_TRANSPORT_LOCAL;
-	for (int i = 0; i < nt; i++) {
+static struct fill_line *fill_add_line(struct fill_bench *b, const char *name,
+				       enum rpage_transport t)
+{
+	struct fill_line *l = &b->lines[b->nl++];
+
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->t = t;
+	return l;
+}
+
+/* The lines: local first, the other transports, then the baselines. */
+static void fill_add_lines(struct fill_bench *b)
+{
+	b->locl = fill_add_line(b, "local", RPAGE_TRANSPORT_LOCAL);
+	for (int i = 0; i < b->nt; i++) {
 		struct fill_line *l;
 
-		if (ts[i] == RPAGE_TRANSPORT_LOCAL)
+		if (b->ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
-		l = &lines[nl++];
-		snprintf(l->name, sizeof(l->name), "%s", bench_transport_name(ts[i]));
-		l->t = ts[i];
-		if (ts[i] == RPAGE_TRANSPORT_TCP)
-			tcpl = l;
-		if (ts[i] == BENCH_T_TLS)
-			tlsl = l;
-		if (ts[i] == RPAGE_TRANSPORT_RDMA)
-			rdmal = l;
+		l = fill_add_line(b, bench_transport_name(b->ts[i]), b->ts[i]);
+		if (b->ts[i] == RPAGE_TRANSPORT_TCP)
+			b->tcpl = l;
+		if (b->ts[i] == BENCH_T_TLS)
+			b->tlsl = l;
+		if (b->ts[i] == RPAGE_TRANSPORT_RDMA)
+			b->rdmal = l;
 	}
-	rawl = &lines[nl++];
-	snprintf(rawl->name, sizeof(rawl->name), "raw-tcp");
-	placel = &lines[nl++];
-	snprintf(placel->name, sizeof(placel->name), "uffd-copy");
-	if (rdmal) {
-		rrl = &lines[nl++];
-		snprintf(rrl->name, sizeof(rrl->name), "raw-rdma");
-		rrl->t = 0;
+	b->rawl = fill_add_line(b, "raw-tcp", 0);
+	b->placel = fill_add_line(b, "uffd-copy", 0);
+	if (b->rdmal)
+		b->rrl = fill_add_line(b, "raw-rdma", 0);
+}
+
+/* The image and server, the lines' sources and the raw baselines.
+ * Returns 0, or the exit status. */
+static int fill_setup(void *arg)
+{
+	struct fill_bench *b = arg;
+	int ret;
+
+	if (bench_base_open(&b->base, b->connect, b->host, b->ts, b->nt,
+			    b->size, (uint32_t)b->psize, b->psk))
+		return 1;
+	if (b->base.env.img_len < b->size) {
+		fprintf(stderr, "rpage-bench fill: the server's region holds only %" PRIu64 " bytes\n",
+			b->base.env.img_len);
+		return 1;
 	}
-	for (unsigned i = 0; i < nl; i++) {
-		struct fill_line *l = &lines[i];
+	fill_add_lines(b);
+	for (unsigned i = 0; i < b->nl; i++) {
+		struct fill_line *l = &b->lines[i];
 
 		if (l->t > 0)
-			bench_env_source(&env, l->t, &l->src, l->why, sizeof(l->why));
+			bench_env_source(&b->base.env, l->t, &l->src, l->why, sizeof(l->why));
 	}
 	/* raw-rdma: the fill's chunk (whole pages) and depth, as attach.c
 	 * derives them */
-	rr_chunk = opts.fill_chunk ? opts.fill_chunk : FILL_CHUNK_DEFAULT;
-	rr_chunk = (uint32_t)RP_MAX((uint64_t)rr_chunk, psize);
-	rr_chunk -= rr_chunk % (uint32_t)psize;
-	rr_depth = opts.fill_depth ? RP_MIN(opts.fill_depth, 64u)
-				   : FILL_DEPTH_DEFAULT;
-	if (rrl && rdmal->why[0])
-		snprintf(rrl->why, sizeof(rrl->why),
+	b->rr_chunk = b->opts.fill_chunk ? b->opts.fill_chunk : FILL_CHUNK_DEFAULT;
+	b->rr_chunk = (uint32_t)RP_MAX((uint64_t)b->rr_chunk, b->psize);
+	b->rr_chunk -= b->rr_chunk % (uint32_t)b->psize;
+	b->rr_depth = b->opts.fill_depth ? RP_MIN(b->opts.fill_depth, 64u)
+					 : FILL_DEPTH_DEFAULT;
+	if (b->rrl && b->rdmal->why[0])
+		snprintf(b->rrl->why, sizeof(b->rrl->why),
 			 "rdma not available (see the rdma line)");
-	else if (rrl && env.remote)
-		snprintf(rrl->why, sizeof(rrl->why),
+	else if (b->rrl && b->base.env.remote)
+		snprintf(b->rrl->why, sizeof(b->rrl->why),
 			 "in-process peer only: not measured with --connect");
-	else if (rrl)
-		bench_rawrdma_open(&rr, env.host, env.memfd, size,
-				   rr_chunk * rr_depth, rr_depth, rrl->why,
-				   sizeof(rrl->why));
-	ret = bench_raw_start(&raw, 1u << 20);
+	else if (b->rrl)
+		bench_rawrdma_open(&b->base.rr, b->base.env.host, b->base.env.memfd, b->size,
+				   b->rr_chunk * b->rr_depth, b->rr_depth,
+				   b->rrl->why, sizeof(b->rrl->why));
+	ret = bench_raw_start(&b->base.raw, 1u << 20);
 	if (ret)
-		snprintf(rawl->why, sizeof(rawl->why), "raw TCP socket: %s",
-			 strerror(-ret));
+		snprintf(b->rawl->why, sizeof(b->rawl->why),
+			 "raw TCP socket: %s", strerror(-ret));
 	else
-		raw_ok = true;
-	ret = 0;
+		b->base.raw_ok = true;
+	return 0;
+}
 
-	for (unsigned r = 0; r < rounds; r++) {
-		for (unsigned j = 0; j < nl; j++) {
-			struct fill_line *l = &lines[(j + r) % nl];
+/* One round of line @l: its rate in *mbps. 0 or -errno. */
+static int fill_line_once(struct fill_bench *b, struct fill_line *l,
+			  double *mbps)
+{
+	uint64_t t0 = rp_now_ns();
+	int e;
+
+	if (l == b->rawl) {
+		e = bench_raw_stream(&b->base.raw, b->size, 1u << 20);
+	} else if (l == b->rrl) {
+		e = bench_rawrdma_stream(b->base.rr, b->size, b->rr_chunk,
+					 b->rr_depth);
+	} else if (l == b->placel) {
+		return place_once(b->size, b->psize, mbps);
+	} else {
+		return fill_once(l->src, b->size, b->psize, &b->opts, 120000,
+				 b->verbose, mbps, &b->bad);
+	}
+	*mbps = (double)b->size / 1e6 / ((double)(rp_now_ns() - t0) / 1e9);
+	return e;
+}
+
+/* Interleaved rounds (round r starts at line r); then each line's median.
+ * A line that fails is marked and skipped from then on. */
+static int fill_run(void *arg)
+{
+	struct fill_bench *b = arg;
+
+	for (unsigned r = 0; r < b->rounds; r++) {
+		for (unsigned j = 0; j < b->nl; j++) {
+			struct fill_line *l = &b->lines[(j + r) % b->nl];
 			double mbps = 0;
 			int e;
 
 			if (l->why[0])
 				continue;
-			if (l == rawl) {
-				uint64_t t0 = rp_now_ns(), t1;
-
-				e = bench_raw_stream(&raw, size, 1u << 20);
-				t1 = rp_now_ns();
-				mbps = (double)size / 1e6 / ((double)(t1 - t0) / 1e9);
-			} else if (l == rrl) {
-				uint64_t t0 = rp_now_ns(), t1;
-
-				e = bench_rawrdma_stream(rr, size, rr_chunk, rr_depth);
-				t1 = rp_now_ns();
-				mbps = (double)size / 1e6 / ((double)(t1 - t0) / 1e9);
-			} else if (l == placel) {
-				e = place_once(size, psize, &mbps);
-			} else {
-				e = fill_once(l->src, size, psize, &opts, 120000,
-					      verbose, &mbps, &bad);
-			}
+			e = fill_line_once(b, l, &mbps);
 			if (e) {
 				snprintf(l->why, sizeof(l->why), "failed: %s%s",
 					 strerror(-e),
-					 e == -ENOMEM && psize != RP_PAGE_4K
+					 e == -ENOMEM && b->psize != RP_PAGE_4K
 						 ? " (reserve huge pages: /proc/sys/vm/nr_hugepages)"
 						 : "");
 				fprintf(stderr, "rpage-bench fill: %s: %s\n", l->name, l->why);
@@ -456,34 +493,42 @@ int cmd_fill(int argc, char **argv)
 			l->mbps[l->n++] = mbps;
 		}
 	}
-	for (unsigned i = 0; i < nl; i++) {
+	for (unsigned i = 0; i < b->nl; i++) {
 		double s[MAX_ROUNDS];
 
-		memcpy(s, lines[i].mbps, sizeof(s));
-		qsort(s, lines[i].n, sizeof(double), cmp_double);
-		lines[i].median = lines[i].n ? s[(lines[i].n - 1) / 2] : 0;
+		memcpy(s, b->lines[i].mbps, sizeof(s));
+		qsort(s, b->lines[i].n, sizeof(double), cmp_double);
+		b->lines[i].median = b->lines[i].n ? s[(b->lines[i].n - 1) / 2] : 0;
 	}
+	return 0;
+}
+
+/* The table, with each line's ratio to the raw TCP stream. */
+static void fill_print(const struct fill_bench *b)
+{
+	const struct fill_line *rawl = b->rawl, *rrl = b->rrl,
+			       *rdmal = b->rdmal, *tcpl = b->tcpl;
 
 	bench_machine_print(stdout);
 	printf("# rpage-bench fill: %s server %s:%s, region %" PRIu64 " MiB, page %" PRIu64
 	       " B, %u interleaved rounds (median shown), no faults: pure background fill\n",
-	       env.remote ? "remote" : "in-process", env.host, env.port,
-	       size >> 20, psize, rounds);
+	       b->base.env.remote ? "remote" : "in-process", b->base.env.host,
+	       b->base.env.port, b->size >> 20, b->psize, b->rounds);
 	printf("# raw-tcp = the same byte count streamed over a plain loopback socket (1 MiB writes)\n");
 	printf("# uffd-copy = UFFDIO_COPY of the region in 256 KiB calls from a hot buffer: the placement ceiling\n");
-	if (rr)
+	if (b->base.rr)
 		printf("# raw-rdma = the same byte count as RDMA READs of %u KiB, %u in flight (the fill's chunk and depth), from an in-process peer on the same device, busy-polled\n",
-		       rr_chunk >> 10, rr_depth);
+		       b->rr_chunk >> 10, b->rr_depth);
 	printf(" %-10s %-12s %-12s %-10s %s\n", "path", "bytes", "MB/s", "vs raw-tcp", "rounds MB/s");
-	for (unsigned i = 0; i < nl; i++) {
-		struct fill_line *l = &lines[i];
+	for (unsigned i = 0; i < b->nl; i++) {
+		const struct fill_line *l = &b->lines[i];
 
 		if (l->why[0] && !l->n) {
 			printf(" %-10s %-12" PRIu64 " %-12s %-10s not measured: %s\n",
-			       l->name, size, "-", "-", l->why);
+			       l->name, b->size, "-", "-", l->why);
 			continue;
 		}
-		printf(" %-10s %-12" PRIu64 " %-12.1f ", l->name, size, l->median);
+		printf(" %-10s %-12" PRIu64 " %-12.1f ", l->name, b->size, l->median);
 		if (rawl->n && l->t > 0)
 			printf("%-10.2f", bench_ratio(l->median, rawl->median));
 		else
@@ -493,8 +538,8 @@ int cmd_fill(int argc, char **argv)
 			printf("%s%.0f", k ? " " : "", l->mbps[k]);
 		printf("\n");
 	}
-	if (bad)
-		printf("# ERROR: %" PRIu64 " spot-checked words did not hold the image's bytes\n", bad);
+	if (b->bad)
+		printf("# ERROR: %" PRIu64 " spot-checked words did not hold the image's bytes\n", b->bad);
 	if (rrl && rrl->n && rdmal->n)
 		printf("# rdma fill / raw-rdma READ stream: %.2f\n",
 		       bench_ratio(rdmal->median, rrl->median));
@@ -502,82 +547,104 @@ int cmd_fill(int argc, char **argv)
 		bench_target(stdout, "tcp fill / raw tcp stream",
 			     bench_ratio(tcpl->median, rawl->median), 0.80,
 			     true);
-	if (tlsl && tcpl && tlsl->n && tcpl->n) {
+	if (b->tlsl && tcpl && b->tlsl->n && tcpl->n) {
 		char sec[400];
 
-		rpage_source_security(tlsl->src, sec, sizeof(sec));
+		rpage_source_security(b->tlsl->src, sec, sizeof(sec));
 		printf("# tls = TCP with TLS 1.3 (%s)\n", sec);
 		bench_target(stdout, "tls fill / tcp fill",
-			     bench_ratio(tlsl->median, tcpl->median), 0.70, true);
+			     bench_ratio(b->tlsl->median, tcpl->median), 0.70,
+			     true);
 	}
 	fflush(stdout);
+}
 
-	if (json) {
-		FILE *f = fopen(json, "w");
+/* --json: the same figures. 0 or -errno. */
+static int fill_write_json(const struct fill_bench *b, const char *path)
+{
+	const struct fill_line *rawl = b->rawl, *rrl = b->rrl,
+			       *rdmal = b->rdmal, *tcpl = b->tcpl;
+	FILE *f = fopen(path, "w");
 
-		if (!f) {
-			fprintf(stderr, "rpage-bench fill: %s: %s\n", json, strerror(errno));
-			ret = -errno;
-		} else {
-			fprintf(f, "{\"command\":\"fill\",\"bytes\":%" PRIu64 ",\"page_size\":%" PRIu64
-				   ",\"rounds\":%u,\"server\":\"%s\",\"machine\":",
-				size, psize, rounds, env.remote ? "remote" : "in-process");
-			bench_machine_json(f);
-			fprintf(f, ",\"baseline\":\"raw-tcp\",\"results\":[");
-			for (unsigned i = 0; i < nl; i++) {
-				struct fill_line *l = &lines[i];
-
-				fprintf(f, "%s\n{\"name\":", i ? "," : "");
-				bench_json_str(f, l->name);
-				if (!l->n) {
-					fprintf(f, ",\"available\":false,\"reason\":");
-					bench_json_str(f, l->why);
-					fputc('}', f);
-					continue;
-				}
-				fprintf(f, ",\"available\":true,\"MBps\":%.1f,\"rounds_MBps\":[", l->median);
-				for (unsigned k = 0; k < l->n; k++)
-					fprintf(f, "%s%.1f", k ? "," : "", l->mbps[k]);
-				fprintf(f, "]");
-				if (rawl->n)
-					fprintf(f, ",\"ratio_raw\":%.3f", bench_ratio(l->median, rawl->median));
-				if (l == rdmal && rrl->n)
-					fprintf(f, ",\"ratio_raw_rdma\":%.3f", bench_ratio(l->median, rrl->median));
-				fputc('}', f);
-			}
-			fprintf(f, "],\"targets\":[");
-			if (tcpl && tcpl->n && rawl->n) {
-				double q = bench_ratio(tcpl->median, rawl->median);
-
-				fprintf(f, "{\"what\":\"tcp fill / raw tcp stream\",\"value\":%.3f,\"limit\":0.8,\"at_least\":true,\"pass\":%s}",
-					q, q >= 0.8 ? "true" : "false");
-			}
-			if (tlsl && tcpl && tlsl->n && tcpl->n) {
-				double q = bench_ratio(tlsl->median, tcpl->median);
-				char sec[400];
-
-				rpage_source_security(tlsl->src, sec, sizeof(sec));
-				fprintf(f, "%s{\"what\":\"tls fill / tcp fill\",\"value\":%.3f,\"limit\":0.7,\"at_least\":true,\"pass\":%s,\"record_layer\":",
-					rawl->n ? "," : "", q, q >= 0.7 ? "true" : "false");
-				bench_json_str(f, sec);
-				fputc('}', f);
-			}
-			fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", bad);
-			if (fclose(f))
-				ret = -EIO;
-		}
+	if (!f) {
+		fprintf(stderr, "rpage-bench fill: %s: %s\n", path, strerror(errno));
+		return -errno;
 	}
-	for (unsigned i = 0; i < nl; i++)
-		if (lines[i].src)
-			rpage_source_close(lines[i].src);
-	if (raw_ok)
-		bench_raw_stop(&raw);
-	bench_rawrdma_close(rr);
-	bench_env_close(&env);
-	if (ret || bad)
+	fprintf(f, "{\"command\":\"fill\",\"bytes\":%" PRIu64 ",\"page_size\":%" PRIu64
+		   ",\"rounds\":%u,\"server\":\"%s\",\"machine\":",
+		b->size, b->psize, b->rounds, b->base.env.remote ? "remote" : "in-process");
+	bench_machine_json(f);
+	fprintf(f, ",\"baseline\":\"raw-tcp\",\"results\":[");
+	for (unsigned i = 0; i < b->nl; i++) {
+		const struct fill_line *l = &b->lines[i];
+
+		fprintf(f, "%s\n{\"name\":", i ? "," : "");
+		bench_json_str(f, l->name);
+		if (!l->n) {
+			fprintf(f, ",\"available\":false,\"reason\":");
+			bench_json_str(f, l->why);
+			fputc('}', f);
+			continue;
+		}
+		fprintf(f, ",\"available\":true,\"MBps\":%.1f,\"rounds_MBps\":[", l->median);
+		for (unsigned k = 0; k < l->n; k++)
+			fprintf(f, "%s%.1f", k ? "," : "", l->mbps[k]);
+		fprintf(f, "]");
+		if (rawl->n)
+			fprintf(f, ",\"ratio_raw\":%.3f", bench_ratio(l->median, rawl->median));
+		if (l == rdmal && rrl->n)
+			fprintf(f, ",\"ratio_raw_rdma\":%.3f", bench_ratio(l->median, rrl->median));
+		fputc('}', f);
+	}
+	fprintf(f, "],\"targets\":[");
+	if (tcpl && tcpl->n && rawl->n) {
+		double q = bench_ratio(tcpl->median, rawl->median);
+
+		fprintf(f, "{\"what\":\"tcp fill / raw tcp stream\",\"value\":%.3f,\"limit\":0.8,\"at_least\":true,\"pass\":%s}",
+			q, q >= 0.8 ? "true" : "false");
+	}
+	if (b->tlsl && tcpl && b->tlsl->n && tcpl->n) {
+		double q = bench_ratio(b->tlsl->median, tcpl->median);
+		char sec[400];
+
+		rpage_source_security(b->tlsl->src, sec, sizeof(sec));
+		fprintf(f, "%s{\"what\":\"tls fill / tcp fill\",\"value\":%.3f,\"limit\":0.7,\"at_least\":true,\"pass\":%s,\"record_layer\":",
+			rawl->n ? "," : "", q, q >= 0.7 ? "true" : "false");
+		bench_json_str(f, sec);
+		fputc('}', f);
+	}
+	fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", b->bad);
+	return fclose(f) ? -EIO : 0;
+}
+
+/* The table, then --json. The exit status: 1 when a word was wrong, the
+ * JSON not written, or a line that was asked for failed (not merely
+ * unavailable); else 0. */
+static int fill_report(void *arg)
+{
+	struct fill_bench *b = arg;
+
+	fill_print(b);
+	if ((b->json && fill_write_json(b, b->json)) || b->bad)
 		return 1;
-	for (unsigned i = 0; i < nl; i++)
-		if (!strncmp(lines[i].why, "failed", 6))
+	for (unsigned i = 0; i < b->nl; i++)
+		if (bench_failed(b->lines[i].why))
 			return 1;
 	return 0;
 }
+
+static void fill_teardown(void *arg)
+{
+	struct fill_bench *b = arg;
+
+	for (unsigned i = 0; i < b->nl; i++)
+		if (b->lines[i].src)
+			rpage_source_close(b->lines[i].src);
+	bench_base_close(&b->base);
+}
+
+const struct bench_cmd bench_fill_cmd = {
+	.name = "fill", .size = sizeof(struct fill_bench),
+	.parse = fill_parse, .setup = fill_setup, .run = fill_run,
+	.report = fill_report, .teardown = fill_teardown,
+};

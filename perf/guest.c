@@ -20,10 +20,10 @@
 
 #include "rpage/rpage.h"
 #include "../common/hist.h"
+#include "../common/pattern.h"
 #include "../common/rp.h"
 #include "../common/uffd.h"
 #include "bench.h"
-#include "pattern.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << 26)
@@ -43,6 +43,8 @@ struct guest {
 	uint64_t mismatches;   /* atomic */
 	pthread_mutex_t hlock;
 	struct rp_hist hist;   /* first-touch latency of the random phase */
+	int sock;              /* to the handler, open until the end */
+	uint64_t t0, t_rand, t_seq0, t_seq; /* the phases' times */
 };
 
 /* The image offset of page @pg of the mapping. */
@@ -152,8 +154,11 @@ static void guest_usage(FILE *f)
 		"  --quiet\n");
 }
 
-int cmd_guest(int argc, char **argv)
+/* Reads the command line into @g. Returns -1 to go on, else the exit
+ * status (0 after --help, 2 for a bad command line). */
+static int guest_parse(void *arg, int argc, char **argv)
 {
+	struct guest *g = arg;
 	enum { O_PS = 256, O_RANGES, O_SEED, O_ORDER, O_TOUCH, O_THREADS,
 	       O_EXIT, O_BALLOON, O_NORESERVE, O_PAUSE };
 	static const struct option opts[] = {
@@ -173,12 +178,8 @@ int cmd_guest(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct guest gs;
-	struct guest *g = &gs;
-	uint64_t features = UFFD_FEATURE_EVENT_REMOVE, t0, t_rand, t_seq0, t_seq;
-	pthread_t th[64];
-	int o, uffd, sock, flags;
 	int64_t v;
+	int o;
 
 	g->psize = 4096;
 	g->seed = 1;
@@ -258,7 +259,20 @@ int cmd_guest(int argc, char **argv)
 		return 2;
 	}
 	g->npages = g->size / g->psize;
-	flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	return -1;
+}
+
+/* What Firecracker does: map the memory, register a userfaultfd for it,
+ * hand both to the handler on @g->sock_path (kept open in g->sock: its
+ * end tells the handler the process is gone); then the random order of
+ * the pages. 0, or 1 after saying what failed. */
+static int guest_setup(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t features = UFFD_FEATURE_EVENT_REMOVE;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	int uffd, ret;
+
 	if (g->psize != 4096) {
 		/* reserve the huge pages now: a shortage is an mmap error here,
 		 * not a failed placement later */
@@ -279,9 +293,9 @@ int cmd_guest(int argc, char **argv)
 		fprintf(stderr, "rpage-bench guest: userfaultfd: %s\n", strerror(-uffd));
 		return 1;
 	}
-	o = rp_uffd_register(uffd, g->mem, g->size, UFFDIO_REGISTER_MODE_MISSING, NULL);
-	if (o) {
-		fprintf(stderr, "rpage-bench guest: UFFDIO_REGISTER: %s\n", strerror(-o));
+	ret = rp_uffd_register(uffd, g->mem, g->size, UFFDIO_REGISTER_MODE_MISSING, NULL);
+	if (ret) {
+		fprintf(stderr, "rpage-bench guest: UFFDIO_REGISTER: %s\n", strerror(-ret));
 		return 1;
 	}
 	g->r = calloc(g->ranges, sizeof(*g->r));
@@ -293,15 +307,15 @@ int cmd_guest(int argc, char **argv)
 		g->r[i].offset = (uint64_t)(g->ranges - 1 - i) * part;
 		g->r[i].page_size = g->psize;
 	}
-	sock = connect_unix(g->sock_path);
-	if (sock < 0) {
+	g->sock = connect_unix(g->sock_path);
+	if (g->sock < 0) {
 		fprintf(stderr, "rpage-bench guest: cannot connect to %s: %s\n",
 			g->sock_path, strerror(errno));
 		return 1;
 	}
-	o = rpage_fc_send(sock, g->r, g->ranges, uffd);
-	if (o) {
-		fprintf(stderr, "rpage-bench guest: handshake: %s\n", strerror(-o));
+	ret = rpage_fc_send(g->sock, g->r, g->ranges, uffd);
+	if (ret) {
+		fprintf(stderr, "rpage-bench guest: handshake: %s\n", strerror(-ret));
 		return 1;
 	}
 	close(uffd); /* the handler has it now, as with Firecracker */
@@ -321,48 +335,89 @@ int cmd_guest(int argc, char **argv)
 	}
 	rp_hist_init(&g->hist);
 	pthread_mutex_init(&g->hlock, NULL);
-	t0 = rp_now_ns();
+	return 0;
+}
+
+/* --balloon: discard the first bytes, which must read back as zeros,
+ * while the rest keeps the image's. 0, or 1 when madvise fails. */
+static int guest_balloon(struct guest *g)
+{
+	uint64_t bad = 0;
+
+	if (madvise(g->mem, g->balloon, MADV_DONTNEED)) {
+		fprintf(stderr, "rpage-bench guest: madvise: %s\n", strerror(errno));
+		return 1;
+	}
+	for (uint64_t i = 0; i < g->balloon; i += 8)
+		if (*(volatile uint64_t *)(g->mem + i))
+			bad++;
+	if (bad) {
+		fprintf(stderr, "rpage-bench guest: MISMATCH: %" PRIu64 " words of the ballooned range are not zero\n",
+			bad);
+		g->mismatches += bad;
+	}
+	/* the rest must be untouched */
+	for (uint64_t pg = g->balloon / g->psize; pg < g->npages; pg++)
+		check_page(g, pg);
+	return 0;
+}
+
+/* The phases: random first touches (timed, by --threads readers), an
+ * optional pause, the sequential check of every page, the balloon. 0, or
+ * 1 when the balloon could not be made. */
+static int guest_run(void *arg)
+{
+	struct guest *g = arg;
+	pthread_t th[64];
+
+	g->t0 = rp_now_ns();
 	if (g->rnd) {
 		for (unsigned i = 0; i < g->threads; i++)
 			pthread_create(&th[i], NULL, random_phase, g);
 		for (unsigned i = 0; i < g->threads; i++)
 			pthread_join(th[i], NULL);
 	}
-	t_rand = rp_now_ns();
+	g->t_rand = rp_now_ns();
 	if (g->pause_ms)
 		usleep((useconds_t)(g->pause_ms * 1000));
-	t_seq0 = rp_now_ns();
+	g->t_seq0 = rp_now_ns();
 	if (g->seq)
 		for (uint64_t pg = 0; pg < g->npages; pg++)
 			check_page(g, pg);
-	t_seq = rp_now_ns();
-	if (g->balloon) {
-		uint64_t bad = 0;
+	g->t_seq = rp_now_ns();
+	return g->balloon ? guest_balloon(g) : 0;
+}
 
-		if (madvise(g->mem, g->balloon, MADV_DONTNEED)) {
-			fprintf(stderr, "rpage-bench guest: madvise: %s\n", strerror(errno));
-			return 1;
-		}
-		for (uint64_t i = 0; i < g->balloon; i += 8)
-			if (*(volatile uint64_t *)(g->mem + i))
-				bad++;
-		if (bad) {
-			fprintf(stderr, "rpage-bench guest: MISMATCH: %" PRIu64 " words of the ballooned range are not zero\n",
-				bad);
-			g->mismatches += bad;
-		}
-		/* the rest must be untouched */
-		for (uint64_t pg = g->balloon / g->psize; pg < g->npages; pg++)
-			check_page(g, pg);
-	}
+/* The summary line; then the socket closes, which tells the handler
+ * that this process is gone. 1 when a byte was wrong, else 0. */
+static int guest_report(void *arg)
+{
+	struct guest *g = arg;
+
 	printf("rpage-bench guest: %" PRIu64 " pages of %" PRIu64 " bytes: random phase %.3f s "
 	       "(first touch p50 %.1f us, p99 %.1f us, max %.1f us), sequential check %.3f s, %s, %" PRIu64 " mismatches\n",
-	       g->npages, g->psize, (double)(t_rand - t0) / 1e9,
+	       g->npages, g->psize, (double)(g->t_rand - g->t0) / 1e9,
 	       (double)rp_hist_quantile(&g->hist, 0.5) / 1e3,
 	       (double)rp_hist_quantile(&g->hist, 0.99) / 1e3,
-	       (double)g->hist.max / 1e3, (double)(t_seq - t_seq0) / 1e9,
+	       (double)g->hist.max / 1e3, (double)(g->t_seq - g->t_seq0) / 1e9,
 	       g->balloon ? "balloon checked" : "no balloon", g->mismatches);
 	fflush(stdout);
-	close(sock);
+	close(g->sock);
 	return g->mismatches ? 1 : 0;
 }
+
+/* The mapping stays: the process ends with the command, and with it the
+ * memory the handler may still be filling. */
+static void guest_teardown(void *arg)
+{
+	struct guest *g = arg;
+
+	free(g->perm);
+	free(g->r);
+}
+
+const struct bench_cmd bench_guest_cmd = {
+	.name = "guest", .size = sizeof(struct guest),
+	.parse = guest_parse, .setup = guest_setup, .run = guest_run,
+	.report = guest_report, .teardown = guest_teardown,
+};

@@ -93,8 +93,36 @@ static int write_timeline(const char *path, const struct tl_sample *smp,
 	return fclose(f) ? -1 : 0;
 }
 
-int cmd_timeline(int argc, char **argv)
+struct timeline {
+	/* the command line */
+	const char *connect, *path, *host;
+	enum rpage_transport t;
+	uint64_t size, psize, iv_us;
+	char **guest_args;     /* after --: for `rpage-bench guest` */
+	int nguest_args;
+	/* set up */
+	struct bench_env env;
+	bool env_open;
+	struct rpage_source *src;
+	char sock_path[108];
+	int lfd, cfd, uffd;
+	pid_t pid;
+	struct rpage_range *ranges;
+	unsigned nr;
+	struct rpage_attach *att;
+	/* measured */
+	struct tl_sample *smp;
+	size_t ns, cap;
+	int gstatus;
+	bool gone;
+	struct rpage_stats st;
+};
+
+/* Reads the command line into @tl. Returns -1 to go on, else the exit
+ * status (0 after --help, 2 for a bad command line). */
+static int timeline_parse(void *arg, int argc, char **argv)
 {
+	struct timeline *tl = arg;
 	enum { O_PS = 256, O_TL, O_IV, O_HOST };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
@@ -107,31 +135,20 @@ int cmd_timeline(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *connect = NULL, *timeline = NULL, *tname = "tcp",
-		   *host = NULL;
-	uint64_t size = 256u << 20, psize = 4096, iv_us = 1000;
-	struct rpage_source *src = NULL;
-	struct rpage_attach *att = NULL;
-	struct rpage_range *ranges = NULL;
-	struct tl_sample *smp = NULL;
-	size_t ns = 0, cap = 0;
-	struct bench_env env;
-	struct rpage_stats st;
-	char sock_path[108], why[200], sz[32], ps[32];
-	char **gargv;
-	unsigned nr = 0;
-	int o, t, lfd = -1, cfd = -1, uffd = -1, ret = 0, gstatus = 0;
-	bool gone = false;
-	pid_t pid;
+	const char *tname = "tcp";
 	int64_t v;
+	int o, t;
 
+	tl->size = 256u << 20;
+	tl->psize = 4096;
+	tl->iv_us = 1000;
 	while ((o = getopt_long(argc, argv, "+t:c:s:h", lo, NULL)) != -1) {
 		switch (o) {
 		case 't':
 			tname = optarg;
 			break;
 		case 'c':
-			connect = optarg;
+			tl->connect = optarg;
 			break;
 		case 's':
 		case O_PS:
@@ -141,18 +158,18 @@ int cmd_timeline(int argc, char **argv)
 				return 2;
 			}
 			if (o == 's')
-				size = (uint64_t)v;
+				tl->size = (uint64_t)v;
 			else
-				psize = (uint64_t)v;
+				tl->psize = (uint64_t)v;
 			break;
 		case O_TL:
-			timeline = optarg;
+			tl->path = optarg;
 			break;
 		case O_IV:
-			iv_us = strtoull(optarg, NULL, 0);
+			tl->iv_us = strtoull(optarg, NULL, 0);
 			break;
 		case O_HOST:
-			host = optarg;
+			tl->host = optarg;
 			break;
 		case 'h':
 			timeline_usage(stdout);
@@ -163,152 +180,200 @@ int cmd_timeline(int argc, char **argv)
 		}
 	}
 	t = rpage_transport_parse(tname);
-	if (t <= 0 || (psize != 4096 && psize != (2u << 20)) || size % psize ||
-	    !iv_us) {
+	if (t <= 0 || (tl->psize != 4096 && tl->psize != (2u << 20)) ||
+	    tl->size % tl->psize || !tl->iv_us) {
 		timeline_usage(stderr);
 		return 2;
 	}
-	if (!getenv("RPAGE_LOG"))
-		rpage_set_log_level(RPAGE_LOG_WARN);
-	if (bench_env_open_ex(&env, connect, host,
-			      t == RPAGE_TRANSPORT_RDMA, size, (uint32_t)psize,
-			      NULL))
-		return 1;
-	if (bench_env_source(&env, (enum rpage_transport)t, &src, why,
-			     sizeof(why))) {
-		fprintf(stderr, "rpage-bench timeline: %s\n", why);
-		bench_env_close(&env);
-		return 1;
-	}
-	snprintf(sock_path, sizeof(sock_path), "/tmp/rpage-bench-timeline.%d.sock",
-		 (int)getpid());
-	lfd = listen_unix(sock_path);
-	if (lfd < 0) {
-		fprintf(stderr, "rpage-bench timeline: %s: %s\n", sock_path,
-			strerror(-lfd));
-		ret = 1;
-		goto out;
-	}
-	/* the guest: this binary's `guest` command, as its own process */
-	gargv = calloc((size_t)(argc - optind) + 12, sizeof(*gargv));
-	if (!gargv) {
-		ret = 1;
-		goto out;
-	}
-	snprintf(sz, sizeof(sz), "%" PRIu64, size);
-	snprintf(ps, sizeof(ps), "%" PRIu64, psize);
-	{
-		int k = 0;
+	tl->t = (enum rpage_transport)t;
+	tl->guest_args = argv + optind;
+	tl->nguest_args = argc - optind;
+	return -1;
+}
 
-		gargv[k++] = "rpage-bench";
-		gargv[k++] = "guest";
-		gargv[k++] = "--uffd-socket";
-		gargv[k++] = sock_path;
-		gargv[k++] = "--size";
-		gargv[k++] = sz;
-		gargv[k++] = "--page-size";
-		gargv[k++] = ps;
-		for (int i = optind; i < argc; i++)
-			gargv[k++] = argv[i];
-		gargv[k] = NULL;
-	}
+/* Starts the guest: this binary's `guest` command, as its own process,
+ * handing its userfaultfd over @tl->sock_path. 0 or -errno. */
+static int timeline_spawn_guest(struct timeline *tl)
+{
+	char sz[32], ps[32];
+	char **gargv;
+	int k = 0;
+
+	gargv = calloc((size_t)tl->nguest_args + 12, sizeof(*gargv));
+	if (!gargv)
+		return -ENOMEM;
+	snprintf(sz, sizeof(sz), "%" PRIu64, tl->size);
+	snprintf(ps, sizeof(ps), "%" PRIu64, tl->psize);
+	gargv[k++] = "rpage-bench";
+	gargv[k++] = "guest";
+	gargv[k++] = "--uffd-socket";
+	gargv[k++] = tl->sock_path;
+	gargv[k++] = "--size";
+	gargv[k++] = sz;
+	gargv[k++] = "--page-size";
+	gargv[k++] = ps;
+	for (int i = 0; i < tl->nguest_args; i++)
+		gargv[k++] = tl->guest_args[i];
+	gargv[k] = NULL;
 	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
+	tl->pid = fork();
+	if (tl->pid == 0) {
 		execv("/proc/self/exe", gargv);
 		_exit(127);
 	}
 	free(gargv);
-	if (pid < 0) {
+	if (tl->pid < 0) {
 		perror("rpage-bench timeline: fork");
-		ret = 1;
-		goto out;
+		return -errno;
 	}
-	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ret = cfd < 0 ? -errno : rpage_fc_recv(cfd, &ranges, &nr, &uffd);
+	return 0;
+}
+
+/* The server and source, the guest, its handshake and the attachment
+ * that serves it. Returns 0, or the exit status (1). */
+static int timeline_setup(void *arg)
+{
+	struct timeline *tl = arg;
+	char why[200];
+	int ret;
+
+	tl->lfd = tl->cfd = tl->uffd = -1;
+	if (!getenv("RPAGE_LOG"))
+		rpage_set_log_level(RPAGE_LOG_WARN);
+	if (bench_env_open_ex(&tl->env, tl->connect, tl->host,
+			      tl->t == RPAGE_TRANSPORT_RDMA, tl->size,
+			      (uint32_t)tl->psize, NULL))
+		return 1;
+	tl->env_open = true;
+	if (bench_env_source(&tl->env, tl->t, &tl->src, why, sizeof(why))) {
+		fprintf(stderr, "rpage-bench timeline: %s\n", why);
+		return 1;
+	}
+	snprintf(tl->sock_path, sizeof(tl->sock_path),
+		 "/tmp/rpage-bench-timeline.%d.sock", (int)getpid());
+	tl->lfd = listen_unix(tl->sock_path);
+	if (tl->lfd < 0) {
+		fprintf(stderr, "rpage-bench timeline: %s: %s\n", tl->sock_path,
+			strerror(-tl->lfd));
+		return 1;
+	}
+	if (timeline_spawn_guest(tl))
+		return 1;
+	tl->cfd = accept4(tl->lfd, NULL, NULL, SOCK_CLOEXEC);
+	ret = tl->cfd < 0 ? -errno
+			  : rpage_fc_recv(tl->cfd, &tl->ranges, &tl->nr, &tl->uffd);
 	if (!ret)
-		ret = rpage_attach_start(src, 0, uffd, ranges, nr, NULL, &att);
+		ret = rpage_attach_start(tl->src, 0, tl->uffd, tl->ranges,
+					 tl->nr, NULL, &tl->att);
 	if (ret) {
 		fprintf(stderr, "rpage-bench timeline: handshake/attach: %s\n",
 			strerror(-ret));
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		ret = 1;
-		goto out;
+		kill(tl->pid, SIGKILL);
+		waitpid(tl->pid, NULL, 0);
+		return 1;
 	}
-	uffd = -1;
-	{
-		struct timespec next;
-		uint64_t t0 = rp_now_ns();
+	tl->uffd = -1;
+	return 0;
+}
 
-		clock_gettime(CLOCK_MONOTONIC, &next);
-		for (;;) {
-			struct tl_sample *s;
+/* Samples the attachment's statistics every interval until every page is
+ * resident and the guest has exited (10 minutes at most). */
+static int timeline_run(void *arg)
+{
+	struct timeline *tl = arg;
+	struct timespec next;
+	uint64_t t0 = rp_now_ns();
 
-			if (ns == cap) {
-				size_t nc = cap ? cap * 2 : 4096;
-				struct tl_sample *p = realloc(smp, nc * sizeof(*p));
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (;;) {
+		struct tl_sample *s;
 
-				if (!p)
-					break;
-				smp = p;
-				cap = nc;
-			}
-			rpage_attach_get_stats(att, &st);
-			s = &smp[ns++];
-			s->t_ns = rp_now_ns() - t0;
-			s->resident = st.pages_resident;
-			s->faults = st.faults;
-			s->by_fault = st.pages_by_fault;
-			s->by_fill = st.pages_by_fill;
-			if (!gone && waitpid(pid, &gstatus, WNOHANG) == pid)
-				gone = true;
-			if (st.state != RPAGE_ATTACH_RUNNING && gone)
+		if (tl->ns == tl->cap) {
+			size_t nc = tl->cap ? tl->cap * 2 : 4096;
+			struct tl_sample *p = realloc(tl->smp, nc * sizeof(*p));
+
+			if (!p)
 				break;
-			if (s->t_ns > 600ull * 1000000000ull) {
-				fprintf(stderr, "rpage-bench timeline: no end after 10 minutes\n");
-				kill(pid, SIGKILL);
-				break;
-			}
-			next.tv_nsec += (long)(iv_us * 1000);
-			while (next.tv_nsec >= 1000000000L) {
-				next.tv_nsec -= 1000000000L;
-				next.tv_sec++;
-			}
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+			tl->smp = p;
+			tl->cap = nc;
 		}
+		rpage_attach_get_stats(tl->att, &tl->st);
+		s = &tl->smp[tl->ns++];
+		s->t_ns = rp_now_ns() - t0;
+		s->resident = tl->st.pages_resident;
+		s->faults = tl->st.faults;
+		s->by_fault = tl->st.pages_by_fault;
+		s->by_fill = tl->st.pages_by_fill;
+		if (!tl->gone && waitpid(tl->pid, &tl->gstatus, WNOHANG) == tl->pid)
+			tl->gone = true;
+		if (tl->st.state != RPAGE_ATTACH_RUNNING && tl->gone)
+			break;
+		if (s->t_ns > 600ull * 1000000000ull) {
+			fprintf(stderr, "rpage-bench timeline: no end after 10 minutes\n");
+			kill(tl->pid, SIGKILL);
+			break;
+		}
+		next.tv_nsec += (long)(tl->iv_us * 1000);
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 	}
-	if (!gone)
-		waitpid(pid, &gstatus, 0);
-	rpage_attach_get_stats(att, &st);
+	if (!tl->gone)
+		waitpid(tl->pid, &tl->gstatus, 0);
+	rpage_attach_get_stats(tl->att, &tl->st);
+	return 0;
+}
+
+/* The statistics, then --timeline FILE. 0, or 1 when the guest or the
+ * migration failed or the file could not be written. */
+static int timeline_report(void *arg)
+{
+	struct timeline *tl = arg;
+	int ret = 0;
+
 	printf("# rpage-bench timeline: %s, %" PRIu64 " MiB, page %" PRIu64 " B, %s server\n",
-	       rpage_transport_name((enum rpage_transport)t), size >> 20, psize,
-	       env.remote ? "remote" : "in-process");
-	rpage_stats_print(stdout, "migration", &st);
-	printf("# %zu samples every %" PRIu64 " us; guest exit status %d\n", ns,
-	       iv_us, WIFEXITED(gstatus) ? WEXITSTATUS(gstatus) : -1);
-	if (timeline && write_timeline(timeline, smp, ns,
-				       rpage_transport_name((enum rpage_transport)t),
-				       size, psize, st.pages_total))
+	       rpage_transport_name(tl->t), tl->size >> 20, tl->psize,
+	       tl->env.remote ? "remote" : "in-process");
+	rpage_stats_print(stdout, "migration", &tl->st);
+	printf("# %zu samples every %" PRIu64 " us; guest exit status %d\n",
+	       tl->ns, tl->iv_us,
+	       WIFEXITED(tl->gstatus) ? WEXITSTATUS(tl->gstatus) : -1);
+	if (tl->path && write_timeline(tl->path, tl->smp, tl->ns,
+				       rpage_transport_name(tl->t), tl->size,
+				       tl->psize, tl->st.pages_total))
 		ret = 1;
-	if (!WIFEXITED(gstatus) || WEXITSTATUS(gstatus) ||
-	    st.state != RPAGE_ATTACH_COMPLETE)
+	if (!WIFEXITED(tl->gstatus) || WEXITSTATUS(tl->gstatus) ||
+	    tl->st.state != RPAGE_ATTACH_COMPLETE)
 		ret = 1;
-out:
-	if (att)
-		rpage_attach_free(att);
-	if (uffd >= 0)
-		close(uffd);
-	if (cfd >= 0)
-		close(cfd);
-	if (lfd >= 0) {
-		close(lfd);
-		unlink(sock_path);
-	}
-	free(ranges);
-	free(smp);
-	if (src)
-		rpage_source_close(src);
-	bench_env_close(&env);
 	return ret;
 }
+
+static void timeline_teardown(void *arg)
+{
+	struct timeline *tl = arg;
+
+	if (tl->att)
+		rpage_attach_free(tl->att);
+	if (tl->uffd >= 0)
+		close(tl->uffd);
+	if (tl->cfd >= 0)
+		close(tl->cfd);
+	if (tl->lfd >= 0) {
+		close(tl->lfd);
+		unlink(tl->sock_path);
+	}
+	free(tl->ranges);
+	free(tl->smp);
+	if (tl->src)
+		rpage_source_close(tl->src);
+	if (tl->env_open)
+		bench_env_close(&tl->env);
+}
+
+const struct bench_cmd bench_timeline_cmd = {
+	.name = "timeline", .size = sizeof(struct timeline),
+	.parse = timeline_parse, .setup = timeline_setup, .run = timeline_run,
+	.report = timeline_report, .teardown = timeline_teardown,
+};

@@ -60,7 +60,7 @@ int srv_rdma_ctl(struct srv_rdma *r, uint64_t session,
 /* The control connection of @session ended: its keys stop working. */
 void srv_rdma_session_end(struct srv_rdma *r, uint64_t session);
 
-/* Live migration (server/live.c): a region backed by this process's own
+/* Live migration (server/live_source.c): a region backed by this process's own
  * memory (fd -1; borrowed: never unmapped by the server), served from the
  * pointer. Returns the region id. */
 struct rpage_server;

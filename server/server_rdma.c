@@ -48,6 +48,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "../common/inject.h"
 #include "../common/proto_rdma.h"
 #include "../common/rp.h"
 #include "../common/tls.h"
@@ -114,7 +115,7 @@ struct srv_rdma {
 	struct srv_rsess *sessions;
 	unsigned nconns, ntickets;  /* in all (lock) */
 	unsigned max_total, max_per_session;
-	uint64_t max_mr_override; /* RPAGE_RDMA_MAX_MR, for tests */
+	uint64_t max_mr_override; /* tests: RP_INJECT_RDMA_MAX_MR */
 	void **rw_view;            /* per region: see rw_view() */
 };
 
@@ -673,7 +674,7 @@ int srv_rdma_listen(struct rpage_server *srv, const struct srv_region *regions,
 				  .ai_socktype = SOCK_STREAM },
 			*ai = NULL;
 	struct srv_rdma *r;
-	const char *why, *e;
+	const char *why;
 	char dev[64];
 	int ret;
 
@@ -706,9 +707,7 @@ int srv_rdma_listen(struct rpage_server *srv, const struct srv_region *regions,
 	}
 	r->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&r->lock, NULL);
-	e = getenv("RPAGE_RDMA_MAX_MR");
-	if (e && *e)
-		r->max_mr_override = strtoull(e, NULL, 0);
+	r->max_mr_override = rp_inject_value(RP_INJECT_RDMA_MAX_MR);
 	r->ch = rdma_create_event_channel();
 	if (!r->ch || r->stop_efd < 0) {
 		ret = -errno;

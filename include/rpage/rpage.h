@@ -32,7 +32,8 @@ enum rpage_log_level {
 	RPAGE_LOG_DEBUG = 3,
 };
 
-/* Messages at or below @level go to stderr (the default is INFO). */
+/* Messages at or below @level go to stderr (the default is INFO, or
+ * RPAGE_LOG=0..3 from the environment until this is called). */
 void rpage_set_log_level(enum rpage_log_level level);
 
 /* Returns the library version as a static string, e.g. "0.1". */
@@ -408,7 +409,7 @@ int rpage_fc_parse(const char *json, size_t len, struct rpage_range **ranges,
 		   unsigned *n);
 
 /* ------------------------------------------------------------------ */
-/* Live migration of a running workload (issue 4)                      */
+/* Live migration of a running workload                                */
 /* ------------------------------------------------------------------ */
 
 /*

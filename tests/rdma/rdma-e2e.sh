@@ -1,10 +1,15 @@
 #!/bin/sh
-# rdma-e2e.sh [VARIANT...] -- guest payload: rpage over real verbs (soft-RoCE).
+# rdma-e2e.sh [VARIANT|VARIANT/TEST...] -- guest payload: rpage over real
+# verbs (soft-RoCE).
 #
 # Run from the host (tests/rdma/run-rdma-tests.sh does this):
-#   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [VARIANT...]]
+#   tests/rdma/vm-run.sh build/vm PAYLOAD_DIR rdma-e2e.sh [TIMEOUT_S [ARG...]]
+# An ARG is a VARIANT (all its tests) or VARIANT/TEST (that test alone, in
+# its variant's topology); `sh rdma-e2e.sh --list` prints every
+# VARIANT/TEST, on the host too, without running anything.
 # PAYLOAD_DIR holds this script and rpage-server, rpage-client, rpage-bench,
-# rpage-keyprobe.
+# rpage-keyprobe, and in test/ the test builds of rpage-server and
+# rpage-client (fault injection, common/inject.h).
 #
 # Every server that is not on loopback runs with a pre-shared key (made
 # here with rpage-server --gen-psk) and every client with the same key:
@@ -25,9 +30,10 @@
 #            who can READ with which key (rpage-keyprobe: tickets, memory
 #            windows bound to one QP, zero-based addresses, revocation);
 #            the cap on RDMA connections per session;
-#            regions split into 1 MiB memory regions (RPAGE_RDMA_MAX_MR);
-#            an injected completion error gives a clear message naming the
-#            page offset and the device, and no page is corrupted
+#            regions split into 1 MiB memory regions and an injected
+#            completion error (the test builds in test/, with fault
+#            injection: rdma-max-mr, rdma-read-error) gives a clear message
+#            naming the page offset and the device, and no page is corrupted
 #   pair     rxe0 on vA <-> rxe1 on vB, client bound with --rdma-dev rxe1
 #   loss     pair + netem loss 1% on both ends (ACK timeout 14: fast recovery)
 #   measure  rxe_single: the same workload over --transport rdma and tcp;
@@ -37,9 +43,29 @@
 # guest-init has already sourced guest-lib.sh.
 set -eu
 
+if [ "${1:-}" = --list ]; then
+	sed -n 's/^[[:space:]]*rt \([a-z0-9-]*\/[a-z0-9-]*\) .*/\1/p' "$0"
+	exit 0
+fi
+
 here=$(pwd)
 BIN=${RPAGE_BIN:-$here}
-variants=${*:-nodev ktls single pair loss measure}
+TBIN=$BIN/test
+# the variants asked for (always in this order: nodev needs a guest that
+# has had no device yet); whole: those run entirely; only: single
+# VARIANT/TEST names
+all_variants="nodev ktls single pair loss measure"
+asked= whole= only=
+for a in ${*:-$all_variants}; do
+	v=${a%%/*}
+	case " $all_variants " in *" $v "*) ;; *) rpage_die "rdma-e2e: unknown variant '$v'" ;; esac
+	asked="$asked $v"
+	if [ "$a" = "$v" ]; then whole="$whole $v"; else only="$only $a"; fi
+done
+variants=
+for v in $all_variants; do
+	case " $asked " in *" $v "*) variants="$variants $v" ;; esac
+done
 size=${E2E_SIZE:-16M}
 msize=${E2E_MEASURE_SIZE:-16M}
 PORT=7000
@@ -111,7 +137,7 @@ server_start() { # ADDR [ENV=VALUE...]
 	local addr=$1
 	shift
 	rm -f $W/server.out
-	env "$@" "$BIN/rpage-server" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img \
+	env "$@" "${SERVER_BIN:-$BIN/rpage-server}" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img \
 		${SERVER_ARGS:-$PSK} >$W/server.out 2>&1 &
 	SPID=$!
 	wait_listen $PORT 20 $SPID || { cat $W/server.out; return 1; }
@@ -207,6 +233,10 @@ t_rdma() { # NAME [CLIENT_ARG...]
 	grep -q 'using rdma on' $W/$name.client || { echo "rdma-e2e: client did not report rdma" >&2; return 1; }
 	grep -q ' 0 page requests' $W/$name.server ||
 		{ echo "rdma-e2e: the server served page requests: not one-sided" >&2; return 1; }
+	case ${SERVER_ENV:-} in RPAGE_INJECT=*)
+		grep -q "fault injection armed: ${SERVER_ENV#RPAGE_INJECT=}" $W/$name.server ||
+			{ echo "rdma-e2e: the server did not arm ${SERVER_ENV#RPAGE_INJECT=}" >&2; return 1; } ;;
+	esac
 }
 
 # auto with devices on both ends picks rdma
@@ -224,7 +254,7 @@ t_inject() {
 	local cpid gpid rc=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
-	RPAGE_RDMA_FAIL_AFTER=40 "$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
+	RPAGE_INJECT=rdma-read-error=40 "$TBIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
 		--transport rdma --uffd-socket $W/u.sock --no-progress --fill-depth 2 $PSK \
 		>$W/inject.client 2>&1 &
 	cpid=$!
@@ -301,7 +331,7 @@ t_server_dies() {
 	return $rc
 }
 
-# a client's keys stop working when its control connection ends (issue 3):
+# a client's keys stop working when its control connection ends:
 # rpage-keyprobe READs with session 1's key, ends session 1, and READs with
 # the old key on session 1's QP and on a new session's QP (both must fail,
 # remote access error on the new one), then with session 2's own key
@@ -439,20 +469,33 @@ t_measure() {
 
 # ---- main ---------------------------------------------------------------------
 
+# rt NAME CMD...: run_test NAME CMD... when NAME was asked for (its whole
+# variant, or NAME itself)
+rt() {
+	case " $whole " in *" ${1%%/*} "*) run_test "$@"; return ;; esac
+	case " $only " in *" $1 "*) run_test "$@" ;; esac
+	return 0
+}
+whole_variant() {
+	case " $whole " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 "$BIN/rpage-bench" mkimage $W/img "$size" || rpage_die "mkimage failed"
 for v in $variants; do
 	echo "rdma-e2e: ===== variant $v ====="
 	case $v in
 	nodev)
 		[ -z "$(ls /sys/class/infiniband 2>/dev/null)" ] || rpage_die "nodev: RDMA devices exist"
-		run_test nodev/rdma-fails-clearly t_nodev_rdma_fails
-		run_test nodev/auto-picks-tcp t_nodev_auto_tcp
+		rt nodev/rdma-fails-clearly t_nodev_rdma_fails
+		rt nodev/auto-picks-tcp t_nodev_auto_tcp
 		continue
 		;;
 	ktls)
-		run_test ktls/kernel-record-layer t_ktls
+		rt ktls/kernel-record-layer t_ktls
 		# figures: kernel TLS beside plain TCP in this boot (rpage-bench's
 		# own checks decide; these do not gate)
+		whole_variant ktls || continue
 		echo "rdma-e2e: INFO: rpage-bench fault -t tcp,tls -n 1000 -r 3 --batch 2048 --image-size $size"
 		rpage_timeout 300 "$BIN/rpage-bench" fault -t tcp,tls -n 1000 -r 3 --batch 2048 --image-size "$size" ||
 			echo "rdma-e2e: INFO: rpage-bench fault failed rc=$?"
@@ -463,25 +506,25 @@ for v in $variants; do
 		;;
 	single)
 		rxe_single
-		SERVER_ENV=RPAGE_RDMA_MAX_MR=1048576
-		run_test single/rdma-split-mr t_rdma single
-		SERVER_ENV=
-		run_test single/auto-picks-rdma t_auto_rdma
-		run_test single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
-		run_test single/completion-error t_inject
-		run_test single/server-dies t_server_dies
-		run_test single/keys-only-where-given t_old_key_revoked
-		run_test single/rdma-caps t_rdma_caps
-		run_test single/live-postcopy-rdma t_live_rdma
+		SERVER_BIN=$TBIN/rpage-server SERVER_ENV=RPAGE_INJECT=rdma-max-mr=1048576
+		rt single/rdma-split-mr t_rdma single
+		SERVER_BIN= SERVER_ENV=
+		rt single/auto-picks-rdma t_auto_rdma
+		rt single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
+		rt single/completion-error t_inject
+		rt single/server-dies t_server_dies
+		rt single/keys-only-where-given t_old_key_revoked
+		rt single/rdma-caps t_rdma_caps
+		rt single/live-postcopy-rdma t_live_rdma
 		;;
 	pair)
 		rxe_pair
-		run_test pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
+		rt pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
 		;;
 	loss)
 		rxe_pair
 		rxe_loss 1
-		run_test loss/rdma t_rdma loss --rdma-dev "$RXE_CLIENT_DEV"
+		rt loss/rdma t_rdma loss --rdma-dev "$RXE_CLIENT_DEV"
 		;;
 	measure)
 		rxe_single
@@ -489,9 +532,10 @@ for v in $variants; do
 			"$BIN/rpage-bench" mkimage $W/img "$msize" || rpage_die "mkimage failed"
 		fi
 		size=$msize
-		run_test measure/rdma-vs-tcp t_measure
+		rt measure/rdma-vs-tcp t_measure
 		# the library's fill and fault paths alone, same boot (figures
 		# only: rpage-bench's own checks decide, these do not gate)
+		whole_variant measure || { rxe_teardown; continue; }
 		echo "rdma-e2e: INFO: rpage-bench fill -t tcp,rdma --host $RXE_SERVER_IP -s $msize -r 3"
 		rpage_timeout 300 "$BIN/rpage-bench" fill -t tcp,rdma --host "$RXE_SERVER_IP" -s "$msize" -r 3 ||
 			echo "rdma-e2e: INFO: rpage-bench fill failed rc=$?"

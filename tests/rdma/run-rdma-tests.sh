@@ -2,10 +2,11 @@
 # run-rdma-tests.sh [VARIANT...] -- host side of the RDMA end-to-end tests.
 #
 # Builds a payload directory from $B/bin (rpage-server, rpage-client,
-# rpage-bench), $B/tests/rpage-keyprobe and tests/rdma/rdma-e2e.sh, boots
-# the soft-RoCE guest with tests/rdma/vm-run.sh and returns its exit
-# status: 0 all passed, 77 QEMU cannot run here at all (skip), anything
-# else a failure.
+# rpage-bench), $B/tests/rpage-keyprobe, the test builds of rpage-server
+# and rpage-client ($B/tests/bin, with fault injection: in test/) and
+# tests/rdma/rdma-e2e.sh, boots the soft-RoCE guest with
+# tests/rdma/vm-run.sh and returns its exit status: 0 all passed, 77 QEMU
+# cannot run here at all (skip), anything else a failure.
 #
 # VARIANTs are passed to rdma-e2e.sh (default: nodev single pair loss
 # measure). Env:
@@ -21,9 +22,10 @@ case $B in /*) ;; *) B=$top/$B ;; esac
 vmdir=${RPAGE_VM_DIR:-$top/build/vm}
 timeout_s=${RPAGE_E2E_TIMEOUT:-900}
 
-for b in rpage-server rpage-client rpage-bench; do
-	if [ ! -x "$B/bin/$b" ]; then
-		echo "run-rdma-tests: $B/bin/$b is missing: run make first" >&2
+for b in bin/rpage-server bin/rpage-client bin/rpage-bench \
+	tests/bin/rpage-server tests/bin/rpage-client; do
+	if [ ! -x "$B/$b" ]; then
+		echo "run-rdma-tests: $B/$b is missing: run make first" >&2
 		exit 1
 	fi
 done
@@ -43,6 +45,8 @@ payload=$(mktemp -d "${TMPDIR:-/tmp}/rpage-rdma-payload.XXXXXX")
 trap 'rm -rf "$payload"' EXIT
 cp "$B/bin/rpage-server" "$B/bin/rpage-client" "$B/bin/rpage-bench" "$payload/"
 cp "$B/tests/rpage-keyprobe" "$payload/"
+mkdir "$payload/test"
+cp "$B/tests/bin/rpage-server" "$B/tests/bin/rpage-client" "$payload/test/"
 cp "$here/rdma-e2e.sh" "$payload/"
 rc=0
 "$here/vm-run.sh" "$vmdir" "$payload" rdma-e2e.sh "$timeout_s" "$@" || rc=$?

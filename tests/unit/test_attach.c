@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../../common/uffd.h"
-#include "../../perf/pattern.h"
+#include "../../common/pattern.h"
 #include "rpage/rpage.h"
 #include "tests.h"
 

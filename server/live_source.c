@@ -59,36 +59,6 @@ struct rpage_live_source {
 	struct rpage_live_stats st;
 };
 
-RP_EXPORT int rpage_live_mode_parse(const char *s)
-{
-	for (int m = RPAGE_LIVE_HYBRID; m <= RPAGE_LIVE_POSTCOPY; m++)
-		if (!strcmp(s, rpage_live_mode_name((enum rpage_live_mode)m)))
-			return m;
-	return -EINVAL;
-}
-
-RP_EXPORT const char *rpage_live_mode_name(enum rpage_live_mode m)
-{
-	switch (m) {
-	case RPAGE_LIVE_HYBRID:
-		return "hybrid";
-	case RPAGE_LIVE_PRECOPY:
-		return "precopy";
-	case RPAGE_LIVE_POSTCOPY:
-		return "postcopy";
-	}
-	return "?";
-}
-
-RP_EXPORT const char *rpage_live_reason_name(enum rpage_live_reason r)
-{
-	static const char *const n[] = { "none", "converged", "not-converging",
-					 "max-rounds", "explicit",
-					 "postcopy-only" };
-
-	return (unsigned)r < RP_ARRAY_SIZE(n) ? n[r] : "?";
-}
-
 RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 				    uint32_t page_size,
 				    const struct rpage_live_opts *opts,
@@ -409,21 +379,11 @@ static int send_abort(struct rpage_live_source *s, int code, const char *msg)
 
 static int start_page_server(struct rpage_live_source *s, uint16_t *port)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "";
+	char host[INET6_ADDRSTRLEN];
 	int ret;
 
 	/* listen where the destination reached us */
-	if (getsockname(s->ctl.fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-				  host, sizeof(host));
-		else if (ss.ss_family == AF_INET6)
-			inet_ntop(AF_INET6,
-				  &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
-				  sizeof(host));
-	}
+	rp_sock_host(s->ctl.fd, false, host, sizeof(host));
 	ret = rpage_server_new(&s->srv);
 	if (ret)
 		return ret;
@@ -578,50 +538,53 @@ static int precopy(struct rpage_live_source *s, enum rpage_live_reason *reason)
 	}
 }
 
-RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
-					const char *host, const char *port)
+/*
+ * The steps of a migration, in order. Each returns 0 or -errno and, on
+ * failure, has already set the reason in the stats (why) and done what the
+ * failure requires of the workload (resumed it here, or left it paused).
+ */
+
+/* Connects the control and stream connections to the destination (each
+ * authenticated when there are credentials). No page server yet: it
+ * starts at the switchover, and only for post-copy. */
+static int live_setup_connections(struct rpage_live_source *s,
+				  const char *host, const char *port)
 {
-	enum rpage_live_reason reason = RPAGE_LIVE_POSTCOPY_ONLY;
-	uint8_t buf[8 + RP_MAX_ERRMSG];
-	struct rp_live_switch sw = { 0 };
-	struct rp_live_status ack;
-	const char *why = NULL;
-	uint64_t t_start = rp_now_ns(), t_pause, t_resume;
-	uint8_t *swbuf = NULL;
-	uint16_t port16 = 0;
-	bool stop_copy, paused = false;
-	uint32_t len;
 	int ret;
 
-	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, port);
-	if (getrandom(&s->session, sizeof(s->session), 0) != sizeof(s->session))
-		return -EIO;
-	s->session |= 1;
 	ret = live_connect(s, host, port, RP_LIVE_ROLE_CONTROL, 0, &s->ctl);
 	for (unsigned i = 0; !ret && i < s->o.streams; i++)
 		ret = live_connect(s, host, port, RP_LIVE_ROLE_STREAM,
 				   (uint8_t)i, &s->strm[i]);
-	if (ret) {
+	if (ret)
 		set_why(s, "setting up the migration to %s failed: %s", s->peer,
 			strerror(-ret));
-		goto out;
-	}
+	return ret;
+}
+
+/* Pre-copy rounds while the workload runs (none in post-copy mode); in
+ * pre-copy mode, gives up when the rounds cannot converge. */
+static int live_run_precopy(struct rpage_live_source *s, uint64_t t_start,
+			    enum rpage_live_reason *reason)
+{
+	int ret;
+
 	set_all(&s->pending);
 	if (s->o.mode != RPAGE_LIVE_POSTCOPY) {
-		ret = precopy(s, &reason);
+		ret = precopy(s, reason);
 		if (ret) {
 			set_why(s, "destination %s lost during pre-copy round %u (%s): the workload keeps running here, its memory untouched",
 				s->peer, s->st.rounds + 1, strerror(-ret));
-			goto out;
+			return ret;
 		}
 	} else {
 		set_why(s, "post-copy only: switching at once");
 	}
-	s->st.reason = reason;
+	s->st.reason = *reason;
 	s->st.precopy_ns = rp_now_ns() - t_start;
 	if (s->o.mode == RPAGE_LIVE_PRECOPY &&
-	    (reason == RPAGE_LIVE_NOT_CONVERGING ||
-	     reason == RPAGE_LIVE_MAX_ROUNDS)) {
+	    (*reason == RPAGE_LIVE_NOT_CONVERGING ||
+	     *reason == RPAGE_LIVE_MAX_ROUNDS)) {
 		char msg[512];
 
 		snprintf(msg, sizeof(msg),
@@ -629,78 +592,107 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 			 s->st.why);
 		set_why(s, "%s", msg);
 		send_abort(s, ETIMEDOUT, msg);
-		ret = -ETIMEDOUT;
-		goto out;
+		return -ETIMEDOUT;
 	}
-	/* switchover */
-	t_pause = rp_now_ns();
+	return 0;
+}
+
+/* Pauses the workload (the application's callback) and takes the final
+ * dirty set; tracking ends here. *paused tells whether it is paused. */
+static int live_pause_workload(struct rpage_live_source *s, bool *paused)
+{
+	int64_t n;
+	int ret;
+
 	ret = s->o.pause(s->o.arg);
 	if (ret) {
 		set_why(s, "the pause callback failed: %s", strerror(-ret));
 		send_abort(s, ECANCELED, "the source could not pause its workload");
-		goto out;
+		return ret;
 	}
-	paused = true;
-	if (s->dirty) {
-		int64_t n = rp_dirty_collect(s->dirty, &s->pending);
+	*paused = true;
+	if (!s->dirty)
+		return 0;
+	n = rp_dirty_collect(s->dirty, &s->pending);
+	rp_dirty_stop(s->dirty);
+	s->dirty = NULL;
+	if (n < 0) {
+		ret = (int)n;
+		send_abort(s, -ret, "the source lost its dirty tracking");
+		resume_here(s, "collecting the final dirty set failed", ret);
+		return ret;
+	}
+	return 0;
+}
 
-		rp_dirty_stop(s->dirty);
-		s->dirty = NULL;
-		if (n < 0) {
-			ret = (int)n;
-			send_abort(s, -ret, "the source lost its dirty tracking");
-			resume_here(s, "collecting the final dirty set failed", ret);
-			goto out;
-		}
-	}
-	/* hybrid: stop-and-copy when what remains fits the target (converged,
-	 * or an explicit request that happens to fit), else post-copy */
-	stop_copy = s->o.mode == RPAGE_LIVE_PRECOPY ||
-		    (s->o.mode == RPAGE_LIVE_HYBRID && s->fits);
-	if (stop_copy) {
-		struct rpage_live_round_stats rs = { 0 };
+/* Hybrid: stop-and-copy when what remains fits the target (converged, or
+ * an explicit request that happens to fit), else post-copy; pre-copy
+ * mode always copies. Sets *stop_copy and sends the final round, or, for
+ * post-copy, starts the page server (the workload is paused now). */
+static int live_final_copy(struct rpage_live_source *s, bool *stop_copy)
+{
+	struct rpage_live_round_stats rs = { 0 };
+	int ret;
 
-		ret = run_round(s, s->st.rounds + 1, true, &rs);
-		if (ret) {
-			resume_here(s, "destination lost during the final copy", ret);
-			goto out;
-		}
-		s->st.final_pages = rs.pages;
-	}
-	if (!stop_copy) {
+	*stop_copy = s->o.mode == RPAGE_LIVE_PRECOPY ||
+		     (s->o.mode == RPAGE_LIVE_HYBRID && s->fits);
+	if (!*stop_copy) {
 		/* post-copy: the page server starts now, over the paused
 		 * workload, for the authenticated destination alone */
+		uint16_t port16 = 0;
+
 		ret = start_page_server(s, &port16);
 		s->st.postcopy_port = port16;
 		if (ret) {
 			send_abort(s, -ret, "the source could not start its page server");
 			resume_here(s, "starting the post-copy page server failed", ret);
-			goto out;
 		}
+		return ret;
 	}
+	ret = run_round(s, s->st.rounds + 1, true, &rs);
+	if (ret) {
+		resume_here(s, "destination lost during the final copy", ret);
+		return ret;
+	}
+	s->st.final_pages = rs.pages;
+	return 0;
+}
+
+/* Sends SWITCHOVER (with the pages left to post-copy, unless @stop_copy)
+ * and waits for the destination to say it resumed. The workload resumes
+ * here only when the destination certainly did not. */
+static int live_switchover(struct rpage_live_source *s,
+			   enum rpage_live_reason reason, bool stop_copy,
+			   uint64_t t_pause, uint64_t *t_resume)
+{
+	uint8_t buf[8 + RP_MAX_ERRMSG];
+	struct rp_live_switch sw = { 0 };
+	struct rp_live_status ack;
+	const char *why = NULL;
+	uint8_t *swbuf;
+	uint32_t len;
+	int ret;
+
 	sw.flags = stop_copy ? 0 : RP_LIVE_SW_POSTCOPY;
-	sw.port = port16;
+	sw.port = s->st.postcopy_port;
 	sw.round = s->st.rounds;
 	sw.npages = s->npages;
 	sw.ndrop = stop_copy ? 0 : rp_bitmap_weight(&s->pending);
 	sw.bits = stop_copy ? NULL : s->pending.w;
 	s->st.postcopy_pages = sw.ndrop;
 	swbuf = malloc(rp_live_switch_size(s->npages));
-	if (!swbuf) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!swbuf)
+		return -ENOMEM;
 	ret = rp_conn_send_frame(&s->ctl, RP_MSG_LIVE_SWITCHOVER, 0, swbuf,
 				 (uint32_t)rp_live_switch_encode(swbuf, &sw));
+	free(swbuf);
 	if (ret) {
 		/* the frame did not leave whole: the destination cannot act
 		 * on it, so it cannot have resumed */
 		resume_here(s, "sending the switchover failed", ret);
-		goto out;
+		return ret;
 	}
-	if (!ret)
-		ret = ctl_expect(s, RP_MSG_LIVE_SWITCHOVER_ACK, buf, sizeof(buf),
-				 &len);
+	ret = ctl_expect(s, RP_MSG_LIVE_SWITCHOVER_ACK, buf, sizeof(buf), &len);
 	if (!ret && rp_live_status_decode(buf, len, &ack, &why)) {
 		rp_err("destination %s: %s", s->peer, why);
 		ret = -EPROTO;
@@ -711,21 +703,33 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 		if (!ret)
 			ret = -ack.status;
 		resume_here(s, "the destination refused the switchover", ret);
-		goto out;
+		return ret;
 	}
-	t_resume = rp_now_ns();
+	*t_resume = rp_now_ns();
 	if (ret) {
 		/* the switchover may have reached the destination: both sides
 		 * must not run, so the workload stays paused here */
 		set_why(s, "switchover interrupted (%s): the destination may have resumed, so the workload stays paused here, memory intact",
 			strerror(-ret));
-		goto out;
+		return ret;
 	}
-	s->st.downtime_ns = t_resume - t_pause;
+	s->st.downtime_ns = *t_resume - t_pause;
 	rp_info("switchover (%s): %" PRIu64 " pages sent while paused, %" PRIu64 " left to post-copy, downtime %.1f ms",
 		rpage_live_reason_name(reason), s->st.final_pages, sw.ndrop,
 		(double)s->st.downtime_ns / 1e6);
-	/* post-copy: the page server answers; wait for the end */
+	return 0;
+}
+
+/* Post-copy: the page server answers the destination's faults and fill;
+ * waits for the destination to report the end. */
+static int live_await_postcopy(struct rpage_live_source *s, uint64_t t_resume)
+{
+	uint8_t buf[8 + RP_MAX_ERRMSG];
+	struct rp_live_status ack;
+	const char *why = NULL;
+	uint32_t len;
+	int ret;
+
 	ret = ctl_expect(s, RP_MSG_LIVE_COMPLETE, buf, sizeof(buf), &len);
 	if (!ret && rp_live_status_decode(buf, len, &ack, &why)) {
 		rp_err("destination %s: %s", s->peer, why);
@@ -742,20 +746,53 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 			strerror(-ret));
 		rp_err("%s", s->st.why);
 	}
-out:
-	s->st.total_ns = rp_now_ns() - t_start;
-	s->st.error = ret;
+	return ret;
+}
+
+/* Ends tracking and the page server, whatever step the migration
+ * reached; the connections stay until rpage_live_source_free. */
+static void live_teardown(struct rpage_live_source *s)
+{
 	if (s->dirty) {
 		rp_dirty_stop(s->dirty);
 		s->dirty = NULL;
 	}
-	if (ret && !paused && s->st.why[0])
-		rp_err("%s", s->st.why);
-	free(swbuf);
 	if (s->srv) {
 		rpage_server_free(s->srv);
 		s->srv = NULL;
 	}
+}
+
+RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
+					const char *host, const char *port)
+{
+	enum rpage_live_reason reason = RPAGE_LIVE_POSTCOPY_ONLY;
+	uint64_t t_start = rp_now_ns(), t_pause = 0, t_resume = 0;
+	bool stop_copy = false, paused = false;
+	int ret;
+
+	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, port);
+	if (getrandom(&s->session, sizeof(s->session), 0) != sizeof(s->session))
+		return -EIO;
+	s->session |= 1;
+	ret = live_setup_connections(s, host, port);
+	if (!ret)
+		ret = live_run_precopy(s, t_start, &reason);
+	if (!ret) {
+		t_pause = rp_now_ns();
+		ret = live_pause_workload(s, &paused);
+	}
+	if (!ret)
+		ret = live_final_copy(s, &stop_copy);
+	if (!ret)
+		ret = live_switchover(s, reason, stop_copy, t_pause, &t_resume);
+	if (!ret)
+		ret = live_await_postcopy(s, t_resume);
+	s->st.total_ns = rp_now_ns() - t_start;
+	s->st.error = ret;
+	live_teardown(s);
+	if (ret && !paused && s->st.why[0])
+		rp_err("%s", s->st.why);
 	return ret;
 }
 

@@ -34,6 +34,7 @@
 
 #include "../common/bitmap.h"
 #include "../common/hist.h"
+#include "../common/inject.h"
 #include "../common/net.h"
 #include "../common/proto_live.h"
 #include "../common/uffd.h"
@@ -437,8 +438,6 @@ static void pend_reap(struct rpage_live_dest *d, struct pend **pv,
  * a source that proved itself but whose region does not match). */
 static int take_ctl(struct rpage_live_dest *d, struct pend *p)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	int ret;
 
 	if (p->ret) {
@@ -457,15 +456,7 @@ static int take_ctl(struct rpage_live_dest *d, struct pend *p)
 	}
 	rp_conn_move(&d->ctl, &p->c);
 	snprintf(d->peer, sizeof(d->peer), "%s", d->ctl.peer);
-	if (getpeername(d->ctl.fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-				  d->peer_host, sizeof(d->peer_host));
-		else
-			inet_ntop(AF_INET6,
-				  &((struct sockaddr_in6 *)&ss)->sin6_addr,
-				  d->peer_host, sizeof(d->peer_host));
-	}
+	rp_sock_host(d->ctl.fd, true, d->peer_host, sizeof(d->peer_host));
 	d->session = p->h.session;
 	d->nstreams = p->h.nstreams;
 	d->strm = calloc(d->nstreams, sizeof(*d->strm));
@@ -605,34 +596,20 @@ static int connect_all(struct rpage_live_dest *d)
 	return 0;
 }
 
-static int switchover(struct rpage_live_dest *d, const uint8_t *p,
-		      uint32_t len)
-{
-	struct rp_live_switch sw;
-	struct rp_live_status ack = { 0 };
-	uint8_t buf[RP_LIVE_STATUS_LEN];
-	const char *why = NULL;
-	uint64_t t0 = rp_now_ns(), missing;
-	int ret, uffd = -1;
+/*
+ * The switchover's steps, in order (switchover() below). Each returns 0 or
+ * -errno; the caller answers SWITCHOVER_ACK with the error.
+ */
 
-	stop_rx(d);
-	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
-		return reject(d, &d->ctl, EPROTO, why);
-	if (d->rx_err) {
-		ret = d->rx_err;
-		goto fail;
-	}
-	if (getenv("RPAGE_LIVE_TEST_FAIL_SWITCHOVER")) {
-		/* fault injection for tests/e2e/live-switchover-refused.sh */
-		rp_err("failing the switchover as RPAGE_LIVE_TEST_FAIL_SWITCHOVER asks");
-		ret = -EIO;
-		goto fail;
-	}
-	/* drop what the source re-dirtied: those pages must fault */
+/* Drops what the source re-dirtied since it was sent (MADV_DONTNEED):
+ * those pages must fault. */
+static int drop_redirtied(struct rpage_live_dest *d,
+			  const struct rp_live_switch *sw)
+{
 	for (uint64_t w = 0; w < (d->npages + 63) / 64; w++) {
 		uint64_t v;
 
-		memcpy(&v, (const uint8_t *)sw.bits + w * 8, 8);
+		memcpy(&v, (const uint8_t *)sw->bits + w * 8, 8);
 		while (v) {
 			unsigned b = (unsigned)__builtin_ctzll(v);
 			uint64_t pg = w * 64 + b, run = 1;
@@ -644,80 +621,145 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 			}
 			if (madvise(d->mem + pg * d->psize, run * d->psize,
 				    MADV_DONTNEED)) {
-				ret = -errno;
+				int ret = -errno;
+
 				rp_err("dropping re-dirtied pages: %s",
 				       strerror(errno));
-				goto fail;
+				return ret;
 			}
 			for (uint64_t k = 0; k < run; k++)
 				rp_bit_clear(&d->have, pg + k);
 		}
 	}
+	return 0;
+}
+
+/* A userfaultfd with the whole memory registered for missing faults. The
+ * workload's discards, unmaps, moves and forks reach the fault handler,
+ * which keeps their semantics exact. */
+static int register_missing(struct rpage_live_dest *d, int *uffd)
+{
+	int ret;
+
+	*uffd = rp_uffd_open(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+				     UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_FORK,
+			     NULL);
+	if (*uffd < 0) {
+		ret = *uffd;
+		rp_err("userfaultfd: %s", strerror(-ret));
+		return ret;
+	}
+	ret = rp_uffd_register(*uffd, d->mem, d->length,
+			       UFFDIO_REGISTER_MODE_MISSING, NULL);
+	if (ret)
+		rp_err("registering the memory for missing faults: %s",
+		       strerror(-ret));
+	return ret;
+}
+
+/* Connects to the page server the source started on @port; returns the
+ * id of its region "live", which must be as long as this memory. */
+static int connect_page_server(struct rpage_live_dest *d, uint16_t port)
+{
+	char ps[8];
+	int region, ret;
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	/* the same credentials, and the host that proved itself on the
+	 * control connection */
+	ret = rpage_source_connect_opts(
+		d->peer_host, ps,
+		&(struct rpage_connect_opts){ .transport = d->transport,
+					      .tls = d->tls,
+					      .insecure = d->insecure },
+		&d->src);
+	if (ret)
+		return ret;
+	region = rpage_source_find_region(d->src, "live");
+	if (region < 0 || d->src->regions[region].length != d->length) {
+		rp_err("the source's page server has no region 'live' of %" PRIu64 " bytes",
+		       d->length);
+		return -ENOENT;
+	}
+	return region;
+}
+
+/* On a slow link fill shares the bottleneck queue with the faults: unless
+ * told otherwise, keep about 10 ms of fill in flight there (the rate
+ * measured in pre-copy). */
+static void fit_fill_to_link(struct rpage_live_dest *d)
+{
+	uint64_t c;
+
+	if (d->aopts.fill_chunk || d->aopts.fill_depth || !d->rx_rate ||
+	    d->rx_rate >= (200ull << 20))
+		return;
+	c = RP_MAX(64ull << 10, RP_MIN(1ull << 20, d->rx_rate / 200));
+	d->aopts.fill_chunk = (uint32_t)(c - c % d->psize);
+	d->aopts.fill_depth = 2;
+	rp_info("link measured at %.1f MB/s: background fill in %u KiB chunks, 2 in flight",
+		(double)d->rx_rate / 1e6, d->aopts.fill_chunk >> 10);
+}
+
+/* Hands the memory to the fault handler with what arrived marked
+ * resident: from here on it alone places pages. */
+static int start_postcopy(struct rpage_live_dest *d,
+			  const struct rp_live_switch *sw)
+{
+	struct rpage_range rg = { .base = (uint64_t)(uintptr_t)d->mem,
+				  .size = d->length, .offset = 0,
+				  .page_size = d->psize };
+	int ret, region, uffd = -1;
+
+	if (!sw->port)
+		return reject(d, &d->ctl, EPROTO,
+			      "pages are missing but the source names no page server");
+	ret = register_missing(d, &uffd);
+	if (!ret) {
+		region = connect_page_server(d, sw->port);
+		ret = region < 0 ? region : 0;
+	}
+	if (!ret) {
+		fit_fill_to_link(d);
+		ret = rp_attach_start_ex(d->src, (unsigned)region, uffd, &rg, 1,
+					 &d->aopts, d->have.w, &d->att);
+	}
+	if (ret && uffd >= 0)
+		close(uffd);
+	/* on success the attachment owns the userfaultfd */
+	return ret;
+}
+
+static int switchover(struct rpage_live_dest *d, const uint8_t *p,
+		      uint32_t len)
+{
+	struct rp_live_switch sw;
+	struct rp_live_status ack = { 0 };
+	uint8_t buf[RP_LIVE_STATUS_LEN];
+	const char *why = NULL;
+	uint64_t t0 = rp_now_ns(), missing;
+	int ret;
+
+	stop_rx(d);
+	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
+		return reject(d, &d->ctl, EPROTO, why);
+	ret = d->rx_err;
+	if (!ret && rp_inject_fail(RP_INJECT_LIVE_SWITCHOVER_ERROR)) {
+		rp_err("failing the switchover: fault injection asks for it");
+		ret = -EIO;
+	}
+	if (!ret)
+		ret = drop_redirtied(d, &sw);
+	if (ret)
+		goto fail;
 	ack.resident = rp_bitmap_weight(&d->have);
 	missing = d->npages - ack.resident;
 	d->st.postcopy_pages = missing;
 	d->st.reason = sw.flags & RP_LIVE_SW_POSTCOPY ? RPAGE_LIVE_NOT_YET : 0;
 	if (missing) {
-		struct rpage_range rg = { .base = (uint64_t)(uintptr_t)d->mem,
-					  .size = d->length, .offset = 0,
-					  .page_size = d->psize };
-		char port[8];
-		int region;
-
-		if (!sw.port) {
-			ret = reject(d, &d->ctl, EPROTO,
-				     "pages are missing but the source names no page server");
-			goto fail;
-		}
-		uffd = rp_uffd_open(0, NULL);
-		if (uffd < 0) {
-			ret = uffd;
-			rp_err("userfaultfd: %s", strerror(-ret));
-			goto fail;
-		}
-		ret = rp_uffd_register(uffd, d->mem, d->length,
-				       UFFDIO_REGISTER_MODE_MISSING, NULL);
-		if (ret) {
-			rp_err("registering the memory for missing faults: %s",
-			       strerror(-ret));
-			goto fail;
-		}
-		snprintf(port, sizeof(port), "%u", sw.port);
-		/* the page server: the same credentials, and the host that
-		 * proved itself on the control connection */
-		ret = rpage_source_connect_opts(
-			d->peer_host, port,
-			&(struct rpage_connect_opts){ .transport = d->transport,
-						      .tls = d->tls,
-						      .insecure = d->insecure },
-			&d->src);
+		ret = start_postcopy(d, &sw);
 		if (ret)
 			goto fail;
-		region = rpage_source_find_region(d->src, "live");
-		if (region < 0 || d->src->regions[region].length != d->length) {
-			ret = -ENOENT;
-			rp_err("the source's page server has no region 'live' of %" PRIu64 " bytes",
-			       d->length);
-			goto fail;
-		}
-		/* On a slow link fill shares the bottleneck queue with the
-		 * faults: unless told otherwise, keep about 10 ms of fill in
-		 * flight there (the rate measured in pre-copy). */
-		if (!d->aopts.fill_chunk && !d->aopts.fill_depth &&
-		    d->rx_rate && d->rx_rate < (200ull << 20)) {
-			uint64_t c = RP_MAX(64ull << 10,
-					    RP_MIN(1ull << 20, d->rx_rate / 200));
-
-			d->aopts.fill_chunk = (uint32_t)(c - c % d->psize);
-			d->aopts.fill_depth = 2;
-			rp_info("link measured at %.1f MB/s: background fill in %u KiB chunks, 2 in flight",
-				(double)d->rx_rate / 1e6, d->aopts.fill_chunk >> 10);
-		}
-		ret = rp_attach_start_ex(d->src, (unsigned)region, uffd, &rg, 1,
-					 &d->aopts, d->have.w, &d->att);
-		if (ret)
-			goto fail;
-		uffd = -1; /* the attachment owns it */
 	}
 	d->t_resume = rp_now_ns();
 	d->st.downtime_ns = d->t_resume - t0;
@@ -727,8 +769,6 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 	return send_ctl(d, RP_MSG_LIVE_SWITCHOVER_ACK, buf,
 			(uint32_t)rp_live_status_encode(buf, &ack));
 fail:
-	if (uffd >= 0)
-		close(uffd);
 	ack.status = -ret;
 	send_ctl(d, RP_MSG_LIVE_SWITCHOVER_ACK, buf,
 		 (uint32_t)rp_live_status_encode(buf, &ack));

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The deterministic memory image: every 8-byte word is a function of its
- * offset in the image and a seed, so any page can be checked on its own. */
+ * offset in the image and a seed, so any page can be checked on its own.
+ * `rpage-bench mkimage` writes it, rpage-bench's workloads and the tests
+ * check against it; the library itself never uses it. */
 #ifndef RP_PATTERN_H
 #define RP_PATTERN_H
 

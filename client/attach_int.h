@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault handler's internals, shared by attach.c (threads, fill,
+ * statistics) and place.c (what the handler knows of each address space,
+ * the userfaultfd events, and the one placement path).
+ *
+ * Everything in `struct att_mm` and the counters `done` and `fault_buf_pg`
+ * belong to the fault thread; the fill thread only reads the page bitmaps
+ * (as hints) and owns `queued`.
+ */
+#ifndef RP_ATTACH_INT_H
+#define RP_ATTACH_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/userfaultfd.h>
+
+#include "../common/bitmap.h"
+#include "../common/hist.h"
+#include "client_int.h"
+
+/* A range as it was handed over: where its pages come from. Immutable. */
+struct att_range {
+	uint64_t offset; /* region offset of its first page */
+	uint64_t first;  /* attachment index of its first page */
+	uint64_t npages;
+};
+
+/* Where some pages are mapped now: pages [first, first + npages) at
+ * [base, base + npages * psize). Ranges split and move with the process's
+ * munmap and mremap. */
+struct att_seg {
+	uint64_t base;
+	uint64_t first, npages;
+};
+
+/* Part of a huge page that a hole punch zeroed before the page arrived:
+ * the page is placed with these bytes zeroed. */
+struct att_partial {
+	uint64_t pg;
+	uint32_t off, len;
+};
+
+/* A fault read but not yet served (its placement met -EAGAIN). */
+struct att_fault {
+	uint64_t addr;
+	uint64_t flags;
+	uint64_t t_read;
+};
+
+/*
+ * One address space served through one userfaultfd: the process that
+ * handed it over, or a child it forked (UFFD_EVENT_FORK). Page states, by
+ * attachment page index:
+ *   resident  placed (source data or zeros), or found present;
+ *   zero      discarded (REMOVE): its source data is dead, it reads zeros;
+ *   gone      unmapped: nothing to place there.
+ * "Settled" (resident, zero or gone) only ever grows.
+ */
+struct att_mm {
+	int uffd;
+	bool child;
+	struct att_seg *seg;
+	unsigned nseg, segcap;
+	struct rp_bitmap resident, zero, gone;
+	struct att_partial *part;
+	unsigned npart, partcap;
+	struct att_fault *pend; /* faults waiting for events to be read */
+	unsigned npend, pendcap;
+	uint64_t spin_addr;     /* the last page reported present... */
+	unsigned spin_count;    /* ...and how often in a row */
+	bool warned_outside;
+	bool dead;              /* the address space has gone (ESRCH) */
+};
+
+struct slot {
+	void *buf;
+	uint64_t page;   /* first page (attachment index) */
+	uint32_t npages;
+	uint32_t placed; /* pages handled so far (fault thread) */
+};
+
+struct rpage_attach {
+	struct rpage_source *src;
+	uint32_t region;
+	struct att_range *r;
+	unsigned nr;
+	uint64_t psize;
+	uint64_t npages;
+	uint32_t chunk, depth;
+	bool no_fill;
+	uint64_t uffd_features;
+
+	struct att_mm mm;          /* the process that handed its memory over */
+	struct att_mm **child;     /* its forked children (fault thread) */
+	unsigned nchild, childcap;
+	struct pollfd *pf;         /* the fault thread's poll set */
+	uint64_t next_probe_ns;    /* when to check the children are alive */
+	struct rp_bitmap queued;   /* fill thread */
+	uint64_t done;             /* settled pages of `mm` (fault thread) */
+
+	struct rp_chan *urgent, *bulk;
+	pthread_t fault_thr, fill_thr;
+	bool threads_started, fill_started;
+	int stop_efd, event_efd, ready_efd;
+
+	/* slot ring between fill (producer) and fault thread (consumer) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct slot *slots;
+	unsigned nslots, head, count;
+	bool stopping;
+
+	uint64_t hint_page; /* last faulting page, for the fill order */
+	uint64_t hint_gen;
+
+	void *fault_buf, *zero_buf;
+	uint64_t fault_buf_pg; /* page whose data fault_buf holds, or ~0 */
+
+	pthread_mutex_t slock; /* stats */
+	struct rpage_stats st;
+	struct rp_hist hist;
+	uint64_t t_start, t_end;
+};
+
+/* Where a placement's pages came from, for the counters. */
+enum att_origin {
+	ORIGIN_FAULT,
+	ORIGIN_FILL,
+};
+
+/* ---- place.c: the address-space model and the one placement path ---- */
+
+/* Memory for the fault thread's tables: mmap, never malloc (place.c says
+ * why). att_grow grows a table of *cap elements of @elem bytes to @need. */
+void *att_tbl_alloc(size_t len);
+void att_tbl_free(void *p, size_t len);
+int att_grow(void **p, unsigned *cap, unsigned need, size_t elem);
+
+int att_mm_init(struct att_mm *m, uint64_t npages);
+void att_mm_free(struct att_mm *m);
+/* A fork child's view: the parent's mappings and discards, nothing placed. */
+int att_mm_clone(struct att_mm *child, const struct att_mm *parent);
+int att_seg_add(struct att_mm *m, uint64_t base, uint64_t first,
+		uint64_t npages);
+/* The mapping holding page @pg (NULL: unmapped), and the page at @addr. */
+struct att_seg *att_seg_of_page(struct att_mm *m, uint64_t pg);
+struct att_seg *att_seg_of_addr(struct att_mm *m, uint64_t addr,
+				uint64_t psize);
+static inline uint64_t att_seg_addr(const struct att_seg *s, uint64_t pg,
+				    uint64_t psize)
+{
+	return s->base + (pg - s->first) * psize;
+}
+bool att_settled(const struct att_mm *m, uint64_t pg);
+
+/* Events (applied before the faults read with them). */
+void att_on_remove(struct rpage_attach *a, struct att_mm *m, uint64_t start,
+		   uint64_t end);
+void att_on_unmap(struct rpage_attach *a, struct att_mm *m, uint64_t start,
+		  uint64_t end);
+void att_on_remap(struct rpage_attach *a, struct att_mm *m, uint64_t from,
+		  uint64_t to, uint64_t len);
+
+/*
+ * The one placement path. Places @n pages from page @pg (all in one
+ * mapping, none settled) with @data (n * psize bytes; NULL: zeros), or, with
+ * @pg == ~0, zeros at @addr outside every range. Keeps every rule: a
+ * discarded page never gets source data, -EEXIST means present (marked
+ * resident and woken), -EAGAIN means an event must be read first (*done
+ * tells how many were placed before it), -ENOENT/-EFAULT mark the rest of
+ * the mapping gone, -ESRCH means the address space has gone. Returns 0,
+ * -EAGAIN, or -errno after recording the end state.
+ */
+int att_place(struct rpage_attach *a, struct att_mm *m, uint64_t pg,
+	      uint64_t addr, uint64_t n, void *data, enum att_origin o,
+	      uint64_t *done);
+
+/* attach.c: the attachment's end states and completion. */
+void att_set_final(struct rpage_attach *a, uint32_t state, int err);
+void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly);
+uint32_t att_state(struct rpage_attach *a);
+
+#endif

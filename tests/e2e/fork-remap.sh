@@ -1,0 +1,15 @@
+#!/bin/sh
+# UFFD_EVENT_FORK: 100 children each read pages nobody has touched yet (the
+# handler serves the child's userfaultfd) and exit; afterwards the daemon
+# holds no descriptor of theirs. UFFD_EVENT_REMAP: part of a range moved
+# with mremap reads right at its new address.
+. "$(dirname "$0")/lib.sh"
+"$TBIN/rpage-probe" mkimage "$WORK/img" 32M 14
+start_server mem="$WORK/img"
+start_client --connect 127.0.0.1:"$PORT"
+"$TBIN/rpage-probe" --socket "$SOCK" --seed 14 --size 32M --daemon-pid "$CLI_PID" fork \
+	>"$WORK/probe.log" 2>&1 || fail "$(cat "$WORK/probe.log")"
+"$TBIN/rpage-probe" --socket "$SOCK" --seed 14 --size 32M remap \
+	>>"$WORK/probe.log" 2>&1 || fail "$(cat "$WORK/probe.log")"
+kill -0 "$CLI_PID" || fail "the daemon died"
+cat "$WORK/probe.log"
