@@ -4,6 +4,7 @@
 #   make check      every test (unit, end-to-end, soft-RoCE guest)
 #   make check T=NAME   one test by name (tests/README.md; T="A B" for several)
 #   make check SAN=address,undefined   the same under sanitizers
+#   make torture DURATION=1h   the torture test, every host configuration
 #   make install PREFIX=/usr/local DESTDIR=
 # `make demo` and `make check` first make sure the Debian packages they
 # need are installed (tests/deps.sh says which, and installs them as root).
@@ -204,6 +205,15 @@ check-rdma: deps-test
 	$(MAKE) all
 	B=$(B) sh tests/run.sh rdma
 
+# The torture test (tests/torture/run.sh): every host configuration for
+# DURATION each (60s, 10m, 1h); `make torture DURATION=1h CONFIGS=tcp-anon`
+# for one. The RDMA configurations run in the soft-RoCE guest (check-rdma,
+# variant torture, TORTURE_DURATION).
+DURATION ?= 60s
+CONFIGS ?= host
+torture: all
+	BIN=$(B)/bin TBIN=$(B)/tests sh tests/torture/run.sh -d $(DURATION) $(CONFIGS)
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)/rpage $(DESTDIR)$(MANDIR)/man1 \
@@ -225,4 +235,4 @@ clean:
 FORCE:
 
 .PHONY: all deps deps-build deps-test demo check list-tests check-unit \
-	check-e2e check-rdma install clean FORCE
+	check-e2e check-rdma torture install clean FORCE

@@ -111,6 +111,7 @@ static void guest_close(struct client *c, unsigned i)
 /* A handshake arrived on a new connection: validate and attach. */
 static int guest_handshake(struct client *c, struct guest *g)
 {
+	struct rpage_attach_opts aopts;
 	struct rpage_range *r = NULL;
 	unsigned n = 0;
 	int uffd = -1, ret;
@@ -121,8 +122,10 @@ static int guest_handshake(struct client *c, struct guest *g)
 			g->name, strerror(-ret));
 		return ret;
 	}
+	aopts = c->aopts;
+	aopts.pid = g->pid;
 	ret = rpage_attach_start(c->src, (unsigned)c->region, uffd, r, n,
-				 &c->aopts, &g->att);
+				 &aopts, &g->att);
 	if (ret) {
 		fprintf(stderr, "rpage-client: %s: cannot serve its memory: %s\n",
 			g->name, strerror(-ret));
