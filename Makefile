@@ -5,6 +5,7 @@
 #   make check T=NAME   one test by name (tests/README.md; T="A B" for several)
 #   make check SAN=address,undefined   the same under sanitizers
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
+#   make torture DURATION=1h   the torture test, every host configuration
 #   make install PREFIX=/usr/local DESTDIR=
 # `make demo` and `make check` first make sure the Debian packages they
 # need are installed (tests/deps.sh says which, and installs them as root).
@@ -248,6 +249,15 @@ check-rdma: deps-test
 	$(MAKE) all
 	B=$(B) sh tests/run.sh rdma
 
+# The torture test (tests/torture/run.sh): every host configuration for
+# DURATION each (60s, 10m, 1h); `make torture DURATION=1h CONFIGS=tcp-anon`
+# for one. The RDMA configurations run in the soft-RoCE guest (check-rdma,
+# variant torture, TORTURE_DURATION).
+DURATION ?= 60s
+CONFIGS ?= host
+torture: all
+	BIN=$(B)/bin TBIN=$(B)/tests sh tests/torture/run.sh -d $(DURATION) $(CONFIGS)
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)/rpage $(DESTDIR)$(MANDIR)/man1 \
@@ -270,4 +280,4 @@ clean:
 FORCE:
 
 .PHONY: all deps deps-build deps-test deps-fuzz demo check list-tests check-unit \
-	check-e2e check-rdma install clean fuzz fuzz-build fuzz-seeds FORCE
+	check-e2e check-rdma torture install clean fuzz fuzz-build fuzz-seeds FORCE

@@ -117,18 +117,43 @@ static void fault_done(struct rpage_attach *a, struct att_mm *m,
 	pthread_mutex_unlock(&a->slock);
 }
 
-/* A fault outside every range we were given: memory the process added
- * (an mremap that grew a mapping, the old place of an MREMAP_DONTUNMAP)
- * or mapped anew. The kernel's answer for such memory is zeros. */
+/*
+ * A fault outside every range we were given: memory the process mapped,
+ * registered or moved there since (an mremap that grew a mapping, the old
+ * place of an MREMAP_DONTUNMAP). Where that memory is private and
+ * anonymous the kernel's answer is zeros. Anywhere else (a shared or
+ * file-backed mapping) we cannot know what it holds: the fault is left
+ * unanswered and the process's service ends, rather than give it bytes
+ * that may be wrong.
+ */
 static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 			 uint64_t addr, uint64_t t_read)
 {
+	bool anon = false;
 	uint64_t k;
-	int ret;
+	int n, ret;
 
+	if (m->child) {
+		anon = rp_area_covers(m->anon, m->nanon, addr, a->psize);
+	} else if (a->pid && a->areas) {
+		n = rp_proc_anon_areas(a->pid, a->areas, ATT_AREAS);
+		anon = n > 0 && rp_area_covers(a->areas, (unsigned)n, addr, a->psize);
+	}
+	if (!anon) {
+		rp_err("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given, in memory %s: cannot know what it holds, so the fault is not answered",
+		       m->uffd, addr,
+		       !a->pid ? "of a process whose pid is unknown"
+			       : "that is not private anonymous (shared or file-backed)");
+		if (m->child) {
+			m->stuck = true;
+			return 0; /* the child's other faults are still served */
+		}
+		att_set_final(a, RPAGE_ATTACH_FAILED, -EFAULT);
+		return -EFAULT;
+	}
 	if (!m->warned_outside) {
 		m->warned_outside = true;
-		rp_warn("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given: it reads zeros (memory the process added or moved there)",
+		rp_info("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given, in private anonymous memory: it reads zeros",
 			m->uffd, addr);
 	}
 	ret = att_place(a, m, UINT64_MAX, addr, 1, NULL, ORIGIN_FAULT, &k);
@@ -277,6 +302,17 @@ static void on_fork(struct rpage_attach *a, struct att_mm *m, int ufd)
 		att_tbl_free(c, sizeof(*c));
 		close(ufd);
 		return;
+	}
+	/* where a fault outside the ranges may read zeros: the private
+	 * anonymous memory at the fork (the child's is the parent's) */
+	c->anon = att_tbl_alloc(ATT_AREAS * sizeof(*c->anon));
+	if (c->anon && m->child) {
+		memcpy(c->anon, m->anon, m->nanon * sizeof(*c->anon));
+		c->nanon = m->nanon;
+	} else if (c->anon && a->pid) {
+		int n = rp_proc_anon_areas(a->pid, c->anon, ATT_AREAS);
+
+		c->nanon = n > 0 ? (unsigned)n : 0;
 	}
 	c->uffd = ufd;
 	rp_set_nonblock(ufd, true);
@@ -762,6 +798,7 @@ static void attach_destroy(struct rpage_attach *a)
 	while (a->nchild)
 		child_free(a->child[--a->nchild]);
 	att_tbl_free(a->child, a->childcap * sizeof(*a->child));
+	att_tbl_free(a->areas, ATT_AREAS * sizeof(*a->areas));
 	free(a->pf);
 	if (a->mm.uffd >= 0)
 		close(a->mm.uffd);
@@ -848,6 +885,7 @@ static struct rpage_attach *attach_alloc(struct rpage_source *src,
 	a->depth = opts && opts->fill_depth ? opts->fill_depth
 					    : FILL_DEPTH_DEFAULT;
 	a->no_fill = opts && opts->no_fill;
+	a->pid = opts ? opts->pid : 0;
 	if (a->depth > 64)
 		a->depth = 64;
 	/* a chunk holds whole pages and fits one frame */
@@ -902,8 +940,9 @@ static int attach_map_buffers(struct rpage_attach *a)
 	a->nslots = a->depth * 2;
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
 	a->pf = calloc(3 + MAX_CHILDREN, sizeof(*a->pf));
+	a->areas = att_tbl_alloc(ATT_AREAS * sizeof(*a->areas));
 	if (!a->fault_buf || (a->psize != RP_PAGE_4K && !a->zero_buf) ||
-	    !a->slots || !a->pf)
+	    !a->slots || !a->pf || !a->areas)
 		return -ENOMEM;
 	for (unsigned i = 0; !a->no_fill && i < a->nslots; i++) {
 		a->slots[i].buf = map_buf(a->chunk);

@@ -19,6 +19,7 @@
 
 #include "../common/bitmap.h"
 #include "../common/hist.h"
+#include "../common/uffd.h"
 #include "client_int.h"
 
 /* A range as it was handed over: where its pages come from. Immutable. */
@@ -73,6 +74,11 @@ struct att_mm {
 	unsigned spin_count;    /* ...and how often in a row */
 	bool warned_outside;
 	bool dead;              /* the address space has gone (ESRCH) */
+	bool stuck;             /* a fault we cannot answer is left waiting */
+	/* a forked child: the private anonymous memory of its parent at the
+	 * fork, where a fault outside every range reads zeros */
+	struct rp_area *anon;
+	unsigned nanon;
 };
 
 struct slot {
@@ -92,6 +98,8 @@ struct rpage_attach {
 	uint32_t chunk, depth;
 	bool no_fill;
 	uint64_t uffd_features;
+	int pid;                   /* the process, or 0 when unknown */
+	struct rp_area *areas;     /* its private anonymous memory (scratch) */
 
 	struct att_mm mm;          /* the process that handed its memory over */
 	struct att_mm **child;     /* its forked children (fault thread) */
@@ -130,6 +138,8 @@ enum att_origin {
 	ORIGIN_FAULT,
 	ORIGIN_FILL,
 };
+
+#define ATT_AREAS 4096 /* mappings looked at for a fault outside the ranges */
 
 /* ---- place.c: the address-space model and the one placement path ---- */
 

@@ -721,6 +721,7 @@ static int start_postcopy(struct rpage_live_dest *d,
 	}
 	if (!ret) {
 		fit_fill_to_link(d);
+		d->aopts.pid = getpid(); /* the workload is this process */
 		ret = rp_attach_start_ex(d->src, (unsigned)region, uffd, &rg, 1,
 					 &d->aopts, d->have.w, &d->att);
 	}

@@ -182,10 +182,12 @@ static void *attach_main(void *arg)
 {
 	struct guest *g = arg;
 	struct client *c = g->c;
+	struct rpage_attach_opts aopts = c->aopts;
 
 	rp_thread_name("rpage/cli/att");
+	aopts.pid = g->pid; /* the process behind the userfaultfd */
 	g->attach_ret = rpage_attach_start(c->src, (unsigned)c->region, g->uffd,
-					   g->ranges, g->nranges, &c->aopts,
+					   g->ranges, g->nranges, &aopts,
 					   &g->att);
 	if (!g->attach_ret)
 		g->uffd = -1; /* the attachment has it */

@@ -111,6 +111,9 @@ void att_mm_free(struct att_mm *m)
 	att_tbl_free(m->seg, m->segcap * sizeof(*m->seg));
 	att_tbl_free(m->part, m->partcap * sizeof(*m->part));
 	att_tbl_free(m->pend, m->pendcap * sizeof(*m->pend));
+	att_tbl_free(m->anon, ATT_AREAS * sizeof(*m->anon));
+	m->anon = NULL;
+	m->nanon = 0;
 	m->seg = NULL;
 	m->part = NULL;
 	m->pend = NULL;

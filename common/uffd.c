@@ -187,6 +187,85 @@ bool rp_uffd_mm_alive(int fd, uint64_t addr, uint64_t psize)
 	return ioctl(fd, UFFDIO_COPY, &c) == 0 || errno != ESRCH;
 }
 
+/* One line of /proc/PID/maps: "start-end perms offset dev inode path". A
+ * private anonymous mapping has perms "..p" and inode 0, or is hugetlb
+ * memory mapped MAP_ANONYMOUS ("/anon_hugepage"). */
+static bool maps_line_anon(const char *l, uint64_t *start, uint64_t *end)
+{
+	unsigned long long s, e, off, ino;
+	char perms[8], dev[16];
+	int n = 0;
+
+	if (sscanf(l, "%llx-%llx %7s %llx %15s %llu %n", &s, &e, perms, &off,
+		   dev, &ino, &n) < 6 || strlen(perms) < 4 || perms[3] != 'p')
+		return false;
+	*start = s;
+	*end = e;
+	return ino == 0 || !strncmp(l + n, "/anon_hugepage", 14);
+}
+
+int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap)
+{
+	char path[64], buf[8192];
+	size_t have = 0;
+	unsigned n = 0;
+	int fd, ret = 0;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/maps");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
+		char *line = buf, *nl;
+
+		if (r < 0) {
+			ret = -errno;
+			break;
+		}
+		have += (size_t)r;
+		buf[have] = 0;
+		while ((nl = strchr(line, '\n'))) {
+			uint64_t s, e;
+
+			*nl = 0;
+			if (maps_line_anon(line, &s, &e)) {
+				if (n && out[n - 1].end == s) {
+					out[n - 1].end = e;
+				} else if (n == cap) {
+					ret = -ENOSPC;
+					break;
+				} else {
+					out[n++] = (struct rp_area){ s, e };
+				}
+			}
+			line = nl + 1;
+		}
+		if (ret || r == 0)
+			break;
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof(buf) - 1) { /* a line longer than the buffer */
+			ret = -E2BIG;
+			break;
+		}
+	}
+	close(fd);
+	return ret ? ret : (int)n;
+}
+
+bool rp_area_covers(const struct rp_area *a, unsigned n, uint64_t addr,
+		    uint64_t len)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (addr >= a[i].start && addr + len <= a[i].end)
+			return true;
+	return false;
+}
+
 int rp_uffd_probe(uint64_t features, const char **why)
 {
 	long psz = sysconf(_SC_PAGESIZE);

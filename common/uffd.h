@@ -58,6 +58,22 @@ int rp_uffd_features(int fd, uint64_t *features);
  */
 bool rp_uffd_mm_alive(int fd, uint64_t addr, uint64_t psize);
 
+/* A range of addresses [start, end). */
+struct rp_area {
+	uint64_t start, end;
+};
+
+/*
+ * The private anonymous mappings of process @pid (0: this process), from
+ * /proc/PID/maps, merged where adjacent, into @out (at most @cap). Returns
+ * how many, or -errno (-ENOSPC: more than @cap). Uses no malloc: it may be
+ * called from the fault thread while another thread of this process forks.
+ */
+int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap);
+/* Whether [addr, addr + len) lies in one of @n sorted areas. */
+bool rp_area_covers(const struct rp_area *a, unsigned n, uint64_t addr,
+		    uint64_t len);
+
 /* Probe: can this process open a userfaultfd with @features and register
  * anonymous memory? 0 or -errno, with a reason in *why. */
 int rp_uffd_probe(uint64_t features, const char **why);

@@ -313,6 +313,13 @@ struct rpage_attach_opts {
 	uint32_t fill_depth;
 	/* Non-zero: no background fill (faults only). */
 	int no_fill;
+	/* The process behind the userfaultfd (0: unknown), as SO_PEERCRED
+	 * tells it. A fault outside every range (memory the process mapped or
+	 * moved there since) is answered with zeros only where /proc/PID/maps
+	 * shows private anonymous memory, what the kernel gives such memory;
+	 * anywhere else, or with no pid, the handler cannot know what that
+	 * memory holds and ends the process's service with a message. */
+	int pid;
 };
 
 struct rpage_attach;

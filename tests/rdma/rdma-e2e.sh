@@ -16,7 +16,7 @@
 # the control connections are TLS 1.3 (kernel TLS: this is Debian's kernel,
 # with tls.ko), the RDMA keys travel only there.
 #
-# VARIANTs (default: nodev ktls single pair loss measure, in one boot):
+# VARIANTs (default: nodev ktls single pair loss measure torture, in one boot):
 #   nodev    no RDMA device at all: --transport rdma fails with a clear
 #            message; auto picks tcp and every byte still arrives
 #   ktls     the kernel's TLS record layer for real: after the handshake
@@ -36,6 +36,9 @@
 #            naming the page offset and the device, and no page is corrupted
 #   pair     rxe0 on vA <-> rxe1 on vB, client bound with --rdma-dev rxe1
 #   loss     pair + netem loss 1% on both ends (ACK timeout 14: fast recovery)
+#   torture  rxe_single: rpage-torture (the seeded random workload checked
+#            against a shadow model) over RDMA, with and without the fill,
+#            for TORTURE_DURATION each (default 60s)
 #   measure  rxe_single: the same workload over --transport rdma and tcp;
 #            prints "RDMA-VS-TCP ..." lines (fault latency p50/p99, fill
 #            rate, server CPU per fault) for docs/PERFORMANCE.md
@@ -54,7 +57,7 @@ TBIN=$BIN/test
 # the variants asked for (always in this order: nodev needs a guest that
 # has had no device yet); whole: those run entirely; only: single
 # VARIANT/TEST names
-all_variants="nodev ktls single pair loss measure"
+all_variants="nodev ktls single pair loss measure torture"
 asked= whole= only=
 for a in ${*:-$all_variants}; do
 	v=${a%%/*}
@@ -194,6 +197,13 @@ run_client_guest() {
 }
 
 # ---- tests --------------------------------------------------------------------
+
+# the torture test over RDMA: tests/torture/run.sh, as on the host
+t_torture() { # CONFIG
+	[ -x "$here/rpage-torture" ] || { echo "rdma-e2e: rpage-torture missing from the payload" >&2; return 1; }
+	BIN=$BIN TBIN=$here HOST=$RXE_SERVER_IP TORTURE_THREADS=${TORTURE_THREADS:-3} \
+		sh "$here/torture-run.sh" -d "${TORTURE_DURATION:-60s}" "$1"
+}
 
 # no device: rdma fails clearly, auto falls back to tcp
 t_nodev_rdma_fails() {
@@ -542,6 +552,13 @@ for v in $variants; do
 		echo "rdma-e2e: INFO: rpage-bench fault -t tcp,rdma --host $RXE_SERVER_IP -n 1000 -r 3 --batch 2048 --image-size $msize"
 		rpage_timeout 300 "$BIN/rpage-bench" fault -t tcp,rdma --host "$RXE_SERVER_IP" -n 1000 -r 3 --batch 2048 \
 			--image-size "$msize" || echo "rdma-e2e: INFO: rpage-bench fault failed rc=$?"
+		;;
+	torture)
+		rxe_single
+		# each runs TORTURE_DURATION, then checks every page once more
+		RPAGE_TEST_TIMEOUT=${TORTURE_TEST_TIMEOUT:-400}
+		rt torture/rdma-anon t_torture rdma-anon
+		rt torture/rdma-anon-nofill t_torture rdma-anon-nofill
 		;;
 	*) rpage_die "rdma-e2e: unknown variant '$v'" ;;
 	esac

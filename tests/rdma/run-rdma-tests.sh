@@ -9,7 +9,7 @@
 # cannot run here at all (skip), anything else a failure.
 #
 # VARIANTs are passed to rdma-e2e.sh (default: nodev single pair loss
-# measure). Env:
+# measure torture). Env:
 #   B=build                 build directory holding bin/ (as make passes it)
 #   RPAGE_VM_DIR=build/vm   where vm-build.sh caches the kernel and initramfs
 #   RPAGE_E2E_TIMEOUT=900   host-side limit for the whole boot, seconds
@@ -48,6 +48,8 @@ cp "$B/tests/rpage-keyprobe" "$payload/"
 mkdir "$payload/test"
 cp "$B/tests/bin/rpage-server" "$B/tests/bin/rpage-client" "$payload/test/"
 cp "$here/rdma-e2e.sh" "$payload/"
+cp "$B/tests/rpage-torture" "$payload/"
+cp "$top/tests/torture/run.sh" "$payload/torture-run.sh"
 rc=0
 "$here/vm-run.sh" "$vmdir" "$payload" rdma-e2e.sh "$timeout_s" "$@" || rc=$?
 case $rc in

@@ -19,6 +19,9 @@
  *                    exit; the handler keeps no descriptor of theirs
  *     remap          mremap moves part of a range: pages read right at the
  *                    new address
+ *     outside-shared a fault in shared memory the handler was not given
+ *                    (the old place of a memfd moved with MREMAP_DONTUNMAP)
+ *                    is not answered with zeros that would land in the file
  *     live-dest-discard  after a live switchover, discarded pages read zeros
  *     live-sync-wp   a page discarded and rewritten during pre-copy under
  *                    synchronous write-protect tracking reaches the destination
@@ -293,6 +296,68 @@ static int remap(void)
 	return badn ? 1 : 0;
 }
 
+/* ---- outside-shared ---- */
+struct toucher {
+	volatile char *p;
+};
+
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	(void)*t->p; /* never answered: the handler cannot know this page */
+	return NULL;
+}
+
+/*
+ * Shared memory (a memfd) moved with MREMAP_DONTUNMAP: the old place still
+ * maps the same file pages. A fault there is outside every range; placing
+ * zeros would put them in the file, under the new place too. The handler
+ * must leave it unanswered: the page stays a hole in the file.
+ */
+static int outside_shared(void)
+{
+	uint64_t len = 64 * PS, pg = 5;
+	int mfd = memfd_create("rpage-probe", MFD_CLOEXEC);
+	char *mem, *to;
+	struct st_range r;
+	struct toucher t;
+	pthread_t th;
+	off_t data;
+	int sock;
+
+	if (mfd < 0 || ftruncate(mfd, (off_t)len))
+		return 2;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	to = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED || to == MAP_FAILED)
+		return 2;
+	r = (struct st_range){ (uint64_t)(uintptr_t)mem, len, 0, PS };
+	sock = hand_over(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP, &r, 1);
+	(void)*(volatile char *)mem; /* attached */
+	if (mremap(mem, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+		   to) != to) {
+		fprintf(stderr, "rpage-probe: MREMAP_DONTUNMAP on a memfd: %s\n",
+			strerror(errno));
+		return 2;
+	}
+	t.p = mem + pg * PS;
+	pthread_create(&th, NULL, touch_main, &t);
+	pthread_detach(th);
+	sleep(2);
+	data = lseek(mfd, (off_t)(pg * PS), SEEK_DATA);
+	if (data == (off_t)(pg * PS)) {
+		fprintf(stderr, "rpage-probe: MISMATCH outside-shared: page %" PRIu64
+			" of the file was filled by the handler through a mapping it was not given\n",
+			pg);
+		return 1;
+	}
+	printf("outside-shared: the page stayed a hole (the fault was not answered)\n");
+	fflush(stdout);
+	_exit(0); /* the toucher is still blocked, by design */
+	(void)sock;
+}
+
 /* ---- live migration in this process ---- */
 struct live {
 	char *src, *dst;
@@ -464,7 +529,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: rpage-probe mkimage PATH SIZE SEED\n"
 		   "       rpage-probe [--socket PATH] [--seed N] [--size BYTES] [--daemon-pid PID] [--hold S] SCENARIO\n"
-		   "scenarios: discard-race no-remove sigbus unmap-first fork remap live-dest-discard live-sync-wp\n");
+		   "scenarios: discard-race no-remove sigbus unmap-first fork remap outside-shared\n"
+		   "           live-dest-discard live-sync-wp\n");
 }
 
 int main(int argc, char **argv)
@@ -544,6 +610,8 @@ int main(int argc, char **argv)
 			return fork_children();
 		if (!strcmp(sc, "remap"))
 			return remap();
+		if (!strcmp(sc, "outside-shared"))
+			return outside_shared();
 	}
 	usage(stderr);
 	return 2;

@@ -55,7 +55,10 @@
 #define BLK 4096ull
 #define WSEED 0x5eed5eedull
 #define STALL_S 60 /* no operation finishing for this long: a hang */
-#define RP_MIN_(a, b) ((a) < (b) ? (a) : (b))
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
 
 enum backing { B_ANON, B_MEMFD, B_HUGE, B_HUGEFS };
 enum kind { K_SRC, K_ZERO, K_WRITTEN, K_UNMAPPED };
@@ -318,7 +321,7 @@ static void op_discard(struct worker *w, uint64_t pg)
 	struct epoch *e = w->e;
 	uint64_t n = 1 + below(&w->rng, e->psize == BLK ? 8 : 2);
 
-	n = RP_MIN_(n, e->cpages - pg % e->cpages);
+	n = min_u64(n, e->cpages - pg % e->cpages);
 	pthread_mutex_lock(stripe_of(e, pg));
 	if (mapped(e, pg))
 		discard(e, pg, n);
@@ -330,7 +333,7 @@ static void op_punch(struct worker *w, uint64_t pg)
 {
 	struct epoch *e = w->e;
 	uint64_t nb = e->psize / BLK, b0 = below(&w->rng, nb);
-	uint64_t b1 = RP_MIN_(nb, b0 + 1 + below(&w->rng, 64));
+	uint64_t b1 = min_u64(nb, b0 + 1 + below(&w->rng, 64)); /* in the page */
 
 	pthread_mutex_lock(stripe_of(e, pg));
 	if (mapped(e, pg) && !e->ch[pg / e->cpages].fresh) {
@@ -735,7 +738,7 @@ static int epoch_init(struct epoch *e, const struct opts *o, unsigned no,
 	e->cpages = e->psize == BLK ? 16 : 1;
 	e->npages = npages - npages % (2 * e->cpages);
 	e->nchunks = e->npages / e->cpages;
-	e->nslots = (unsigned)RP_MIN_(e->nchunks, 64);
+	e->nslots = (unsigned)min_u64(e->nchunks, 64);
 	e->ps = calloc(e->npages, sizeof(*e->ps));
 	e->ch = calloc(e->nchunks, sizeof(*e->ch));
 	e->slot_used = calloc(e->nslots, 1);
@@ -1253,7 +1256,7 @@ int main(int argc, char **argv)
 
 		/* sizes vary from epoch to epoch: 4-64 MiB, 8-32 huge pages */
 		pages = psize == BLK ? (1024 + below(&rng, 15 * 1024)) : 8 + below(&rng, 25);
-		pages = RP_MIN_(pages, maxp);
+		pages = min_u64(pages, maxp);
 		g_cur = NULL;
 		ret = epoch_init(&e, &o, (unsigned)g_epochs, pages);
 		g_cur = &e;

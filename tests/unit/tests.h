@@ -12,6 +12,7 @@ int register_fc_tests(void);
 int register_util_tests(void);
 int register_uffd_tests(void);
 int register_attach_tests(void);
+int register_place_tests(void);
 int register_live_tests(void);
 
 /* Registers test function t_NAME as SUITE/NAME (unit-tests -l lists them,
