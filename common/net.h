@@ -31,4 +31,13 @@ int rp_local_port(int fd);
 int rp_split_hostport(const char *s, char *host, size_t hl, char *port,
 		      size_t pl);
 
+/*
+ * A pidfd for the process at the other end of the Unix socket @fd: from
+ * SO_PEERPIDFD where the kernel has it (no race with pid reuse), else
+ * pidfd_open(@pid). -1 when neither works.
+ */
+int rp_peer_pidfd(int fd, pid_t pid);
+/* Sends @sig to the process of @pidfd. 0 or -errno. */
+int rp_pidfd_kill(int pidfd, int sig);
+
 #endif

@@ -139,7 +139,8 @@ static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
 				n = -1, errno = EINTR;
 		}
 		rpage_attach_get_stats(att, &st);
-		if (st.state != RPAGE_ATTACH_RUNNING)
+		if (st.state != RPAGE_ATTACH_RUNNING &&
+		    st.state != RPAGE_ATTACH_RECOVERING)
 			break;
 		if (n == 0) {
 			ret = -ETIMEDOUT;
