@@ -9,7 +9,10 @@
  * after logging which address could not be used. */
 int rp_tcp_listen(const char *host, const char *port, int backlog);
 /* Connected TCP socket with TCP_NODELAY. fd or -errno (-EHOSTUNREACH etc.;
- * -ENOENT when the name does not resolve). */
+ * -ENOENT when the name does not resolve). Connects within RP_CONNECT_MS:
+ * a SYN lost to a link that is down fails with -ETIMEDOUT, not minutes
+ * later. */
+#define RP_CONNECT_MS 10000
 int rp_tcp_connect(const char *host, const char *port);
 /* Every rpage TCP connection detects a silent peer: keepalive probes
  * after 5 s idle (3 x 2 s) and TCP_USER_TIMEOUT of 15 s on unacknowledged
