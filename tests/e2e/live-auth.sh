@@ -17,6 +17,8 @@ gen_psk "$WORK/other.psk" other
 cat "$WORK/live.psk" "$WORK/other.psk" >"$WORK/keys.psk"
 chmod 600 "$WORK/keys.psk"
 addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')
+# no address beyond loopback here: no second argument (livepeer says so)
+# shellcheck disable=SC2086
 timeout 120 "$TBIN/rpage-livepeer" "$WORK" $addr >"$WORK/livepeer.log" 2>&1 || { cat "$WORK/livepeer.log"; fail "rpage-livepeer"; }
 cat "$WORK/livepeer.log"
 grep -q "plain rpage HELLO, but this server requires TLS\|not a TLS handshake" "$WORK/livepeer.log" ||
