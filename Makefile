@@ -4,6 +4,7 @@
 #   make check      every test (unit, end-to-end, soft-RoCE guest)
 #   make check T=NAME   one test by name (tests/README.md; T="A B" for several)
 #   make check SAN=address,undefined   the same under sanitizers
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make torture DURATION=1h   the torture test, every host configuration
 #   make install PREFIX=/usr/local DESTDIR=
 # `make demo` and `make check` first make sure the Debian packages they
@@ -41,7 +42,8 @@ comma := ,
 # RDMA transport: built when rdma-core's headers are present (RDMA=0 to
 # leave it out, RDMA=1 to insist).
 RDMA ?= $(shell test -e /usr/include/infiniband/verbs.h -a -e /usr/include/rdma/rdma_cma.h && echo 1 || echo 0)
-LIBS :=
+# TLS: GnuTLS (the handshake, and the record layer where the kernel has none)
+LIBS := -lgnutls
 ifeq ($(RDMA),1)
 CPPFLAGS += -DRPAGE_HAVE_RDMA=1
 LIBS += -lrdmacm -libverbs
@@ -57,7 +59,7 @@ endif
 CUNIT ?= $(shell test -e /usr/include/CUnit/CUnit.h && echo 1 || echo 0)
 
 LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
-	common/uffd.c common/net.c \
+	common/uffd.c common/net.c common/conn.c common/tls.c \
 	server/server.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
 	client/attach.c client/place.c client/fc.c client/fetch.c
@@ -71,8 +73,8 @@ BENCH_SRC := $(wildcard perf/*.c)
 PROGS := $(B)/bin/rpage-server $(B)/bin/rpage-client $(B)/bin/rpage-bench
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(B)/tests/unit-tests
-TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-probe \
-	$(B)/tests/rpage-torture
+TEST_HELPERS := $(B)/tests/rpage-badpeer $(B)/tests/rpage-livepeer \
+	$(B)/tests/rpage-probe $(B)/tests/rpage-torture
 ifeq ($(RDMA),1)
 TEST_HELPERS += $(B)/tests/rpage-keyprobe
 endif
@@ -163,7 +165,49 @@ $(B)/tests/rpage-torture: $(B)/tests/obj/tests/torture/torture.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(B)/tests/rpage-livepeer: $(B)/obj/tests/livepeer.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(B)/tests/rpage-keyprobe: $(B)/obj/tests/rdma-keyprobe.o $(B)/lib/librpage.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Fuzzing (tests/fuzz/README.md): libFuzzer targets built with clang,
+# ASan and UBSan, the library compiled with coverage instrumentation.
+# `make fuzz` runs each target for FUZZ_SECONDS on a scratch copy of its
+# seed corpus (tests/fuzz/corpus/TARGET) and stops at the first finding.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FB := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -pthread -fno-omit-frame-pointer \
+	$(FUZZ_SAN) $(WARN) -DRP_FUZZ_QUIET
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FB)/obj/%.o)
+
+$(FB)/obj/%.o: %.c $(wildcard include/rpage/*.h common/*.h client/*.h server/*.h tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FB)/bin/%: $(FB)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FB)/bin/%)
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TARGETS:%=$(FB)/obj/tests/fuzz/%.o)
+
+fuzz: deps-fuzz fuzz-build
+	FB=$(FB) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+deps-fuzz:
+	@sh tests/deps.sh fuzz
+
+# Regenerates the seed corpus in the repo from the real encoders.
+fuzz-seeds: $(B)/tests/mkseeds
+	$(B)/tests/mkseeds tests/fuzz/corpus
+
+$(B)/tests/mkseeds: $(B)/obj/tests/fuzz/mkseeds.o $(B)/lib/librpage.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -171,7 +215,7 @@ OBJS := $(LIB_OBJ) $(T_LIB_OBJ) $(B)/obj/server/main.o $(B)/obj/client/main.o \
 	$(BENCH_SRC:%.c=$(B)/obj/%.o) $(B)/tests/obj/server/main.o \
 	$(B)/tests/obj/client/main.o $(BENCH_SRC:%.c=$(B)/tests/obj/%.o) \
 	$(UNIT_SRC:%.c=$(B)/tests/obj/%.o) $(B)/obj/tests/badpeer.o \
-	$(B)/obj/tests/rdma-keyprobe.o \
+	$(B)/obj/tests/rdma-keyprobe.o $(B)/obj/tests/livepeer.o \
 	$(patsubst %.c,$(B)/tests/obj/%.o,$(wildcard tests/torture/*.c))
 -include $(OBJS:.o=.d)
 
@@ -230,9 +274,10 @@ install: all
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 clean:
-	rm -rf build/obj build/bin build/lib build/tests build/build-flags build/san-*
+	rm -rf build/obj build/bin build/lib build/tests build/build-flags build/san-* \
+		build/fuzz/obj build/fuzz/bin
 
 FORCE:
 
-.PHONY: all deps deps-build deps-test demo check list-tests check-unit \
-	check-e2e check-rdma torture install clean FORCE
+.PHONY: all deps deps-build deps-test deps-fuzz demo check list-tests check-unit \
+	check-e2e check-rdma torture install clean fuzz fuzz-build fuzz-seeds FORCE

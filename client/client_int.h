@@ -9,6 +9,7 @@
 
 #include "../common/proto.h"
 #include "../common/rp.h"
+#include "../common/tls.h"
 
 /* One piece of a fetch: @len bytes at @off of the region into @dst. */
 struct rp_fetch {
@@ -42,9 +43,11 @@ struct rpage_source {
 	enum rpage_transport transport;
 	char host[256];
 	char port[32];
-	int ctl_fd;             /* control connection (TCP), -1 for local */
+	struct rp_conn ctl;     /* control connection (TCP), fd -1 for local */
 	uint64_t session;
 	pthread_mutex_t ctl_lock;
+	const struct rpage_tls *tls; /* borrowed; NULL: plain TCP */
+	bool insecure;          /* plain TCP beyond loopback allowed */
 	struct rp_region_desc *regions;
 	unsigned nregions;
 	int local_fd;           /* local transport: the file */
@@ -62,6 +65,19 @@ int rp_rdma_source_setup(struct rpage_source *src,
 void rp_rdma_source_free(struct rp_rdma_source *r);
 int rp_rdma_chan_open(struct rpage_source *src, enum rp_role role,
 		      struct rp_chan **out);
+/* The two steps around an RDMA connection's CONNECT, on the control
+ * connection: a one-time ticket (@tk, RP_RDMA_TICKET_LEN bytes) before
+ * it, that connection's keys (allocated; rp_rdma_keys_free) after it. */
+struct rp_rdma_region_keys;
+int rp_rdma_ticket(struct rpage_source *src, uint8_t *tk, const char *peer);
+int rp_rdma_keys(struct rpage_source *src, const uint8_t *tk,
+		 struct rp_rdma_region_keys **keys, unsigned *nkeys,
+		 uint32_t *flags, const char *peer);
+/* One RDMA request and its answer (of type @want) on @s's control
+ * connection; an ERROR or another type is logged, -EPROTO. */
+int rp_rdma_ctl_call(struct rpage_source *s, uint16_t type, const void *req,
+		     uint32_t req_len, uint16_t want, uint8_t *buf,
+		     uint32_t cap, struct rp_hdr *h, const char *peer);
 
 /* Opens a channel for one role (RP_ROLE_URGENT or RP_ROLE_BULK). */
 int rp_source_open_chan(struct rpage_source *src, enum rp_role role,
@@ -73,8 +89,22 @@ void rp_source_notify_done(struct rpage_source *src, uint32_t region);
 int rp_tcp_chan_open(struct rpage_source *src, enum rp_role role,
 		     struct rp_chan **out);
 int rp_local_chan_open(struct rpage_source *src, struct rp_chan **out);
-/* TCP session set-up shared by control and data connections. */
-int rp_tcp_hello(int fd, enum rp_role role, uint64_t session,
+
+/*
+ * Opens one TCP connection of @role to @src's server and makes it usable:
+ * connect, the security policy (credentials, loopback, or insecure), the
+ * TLS handshake, HELLO (session 0 for the control connection, else
+ * @src->session). The one place every connection of a client is set up,
+ * so a reconnect calls it again. Bounded by RP_DIAL_MS from the connect.
+ * 0 and *out ready (blocking), or -errno after logging why: -EACCES for
+ * an authentication failure or a refused plain connection, which must
+ * not be retried.
+ */
+#define RP_DIAL_MS 10000
+int rp_source_dial(struct rpage_source *src, enum rp_role role,
+		   struct rp_conn *out, struct rp_hello_ack *ack);
+/* The rpage HELLO on a connection that is up (TLS done). */
+int rp_tcp_hello(struct rp_conn *c, enum rp_role role, uint64_t session,
 		 struct rp_hello_ack *ack, const char *peer);
 
 #endif

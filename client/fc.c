@@ -74,7 +74,8 @@ static int jstring(struct jp *j, char *out, size_t cap)
 					if (j->p >= j->end || !isxdigit((unsigned char)*j->p))
 						return fail(j, "bad \\u escape");
 				c = '?';
-			} else if (!strchr("\"\\/bfnrt", c)) {
+			} else if (c == 0 || !strchr("\"\\/bfnrt", c)) {
+				/* c == 0: strchr would match the terminator */
 				return fail(j, "bad escape");
 			}
 		}
@@ -115,15 +116,41 @@ static int juint(struct jp *j, uint64_t *v)
 
 static int jskip(struct jp *j, int depth);
 
-static int jskip_number(struct jp *j)
+/* Digits at the cursor: how many were skipped. */
+static size_t jdigits(struct jp *j)
 {
 	const char *s = j->p;
 
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return (size_t)(j->p - s);
+}
+
+/* An RFC 8259 number, exactly: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int jskip_number(struct jp *j)
+{
+	const char *s;
+
 	if (j->p < j->end && *j->p == '-')
 		j->p++;
-	while (j->p < j->end && strchr("0123456789.eE+-", *j->p))
+	s = j->p;
+	if (!jdigits(j))
+		return fail(j, "value expected");
+	if (j->p - s > 1 && *s == '0')
+		return fail(j, "leading zero in number");
+	if (j->p < j->end && *j->p == '.') {
 		j->p++;
-	return j->p == s ? fail(j, "value expected") : 0;
+		if (!jdigits(j))
+			return fail(j, "digits expected after the decimal point");
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!jdigits(j))
+			return fail(j, "digits expected in the exponent");
+	}
+	return 0;
 }
 
 static int jskip_container(struct jp *j, int depth, char close)
@@ -314,7 +341,7 @@ RP_EXPORT int rpage_fc_parse(const char *json, size_t len,
 	}
 	ws(&j);
 	/* Firecracker's serde output has no trailing NUL, but tolerate one */
-	while (j.p < j.end && *j.p == 0)
+	if (j.p < j.end && *j.p == 0)
 		j.p++;
 	if (j.p != j.end) {
 		fail(&j, "trailing bytes after the array");

@@ -10,6 +10,14 @@
  *
  * Nothing touches the memory but the receivers until the switchover, and
  * after it nothing but the fault handler places pages.
+ *
+ * Who may write into that memory: only the source that authenticates
+ * first on a control connection (TLS 1.3 with the destination's
+ * credentials), and then only stream connections of its session and its
+ * identity. Until then every connection is set up on a thread of its own
+ * ("rpage/live/hs", at most 16 at once) under a handshake deadline, so an
+ * idle, slow or unauthenticated peer is closed without holding up the
+ * real source; anything that fails is logged and ignored.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -19,6 +27,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,7 +41,23 @@
 #include "client_int.h"
 #include "live_int.h"
 
-#define ACCEPT_TIMEOUT_MS 30000
+#define ACCEPT_TIMEOUT_MS 30000 /* for the control connection */
+#define STREAMS_TIMEOUT_MS 10000 /* then for every stream */
+#define HANDSHAKE_MS 10000      /* TLS and LIVE_HELLO, one deadline */
+#define MAX_PENDING 16          /* connections in their handshake */
+
+struct rpage_live_dest;
+
+/* A connection in its handshake, on its own thread. */
+struct pend {
+	struct rpage_live_dest *d;
+	struct rp_conn c;
+	struct rp_live_hello h;
+	uint64_t tag;
+	int ret;
+	bool done;                /* the thread has finished (d->lock) */
+	pthread_t thr;
+};
 
 struct rx_arg {
 	struct rpage_live_dest *d;
@@ -47,9 +72,13 @@ struct rpage_live_dest {
 	uint32_t psize;
 	struct rpage_attach_opts aopts;
 	enum rpage_transport transport; /* post-copy: AUTO, TCP or RDMA */
-	int lfd, ctl;
-	int *strm;
+	const struct rpage_tls *tls;    /* NULL: plain TCP */
+	bool insecure;
+	int lfd;
+	struct rp_conn ctl;
+	struct rp_conn *strm;
 	unsigned nstreams;
+	int pend_efd;          /* a handshake thread finished */
 	uint64_t session;
 	char peer[300];
 	char peer_host[INET6_ADDRSTRLEN];
@@ -77,6 +106,14 @@ RP_EXPORT int rpage_live_dest_set_transport(struct rpage_live_dest *d,
 	    t != RPAGE_TRANSPORT_RDMA)
 		return -EINVAL;
 	d->transport = t;
+	return 0;
+}
+
+RP_EXPORT int rpage_live_dest_set_tls(struct rpage_live_dest *d,
+				    const struct rpage_tls *tls, int insecure)
+{
+	d->tls = tls;
+	d->insecure = insecure != 0;
 	return 0;
 }
 
@@ -115,7 +152,9 @@ RP_EXPORT int rpage_live_dest_new(void *mem, uint64_t length,
 	d->npages = length / page_size;
 	if (opts)
 		d->aopts = *opts;
-	d->lfd = d->ctl = -1;
+	d->lfd = -1;
+	rp_conn_init(&d->ctl, -1);
+	d->pend_efd = -1;
 	d->expect_round = 1;
 	pthread_mutex_init(&d->lock, NULL);
 	d->st.page_size = page_size;
@@ -143,65 +182,79 @@ RP_EXPORT int rpage_live_dest_port(const struct rpage_live_dest *d)
 	return d->lfd < 0 ? -ENOTCONN : rp_local_port(d->lfd);
 }
 
-static int reject(struct rpage_live_dest *d, int fd, int code, const char *why)
+static int reject(struct rpage_live_dest *d, struct rp_conn *c, int code,
+		  const char *why)
 {
 	uint8_t buf[8 + RP_MAX_ERRMSG];
 	size_t n = rp_error_encode(buf, code, why);
 
-	rp_err("source %s: %s", d->peer[0] ? d->peer : "?", why);
-	rp_send_frame(fd, RP_MSG_ERROR, 0, buf, (uint32_t)n);
+	rp_err("source %s: %s", c->peer[0] ? c->peer : d->peer, why);
+	rp_conn_send_frame(c, RP_MSG_ERROR, 0, buf, (uint32_t)n);
 	return code == EPROTO ? -EPROTO : -code;
 }
 
-static int accept_one(struct rpage_live_dest *d, int *out)
-{
-	struct pollfd pf = { d->lfd, POLLIN, 0 };
-	int r, fd, one = 1;
-
-	do
-		r = poll(&pf, 1, ACCEPT_TIMEOUT_MS);
-	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		rp_err("no source connected within %d s", ACCEPT_TIMEOUT_MS / 1000);
-		return -ETIMEDOUT;
-	}
-	fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	rp_tcp_liveness(fd);
-	*out = fd;
-	return 0;
-}
-
-/* Receives a LIVE_HELLO on @fd, checks it against the region, replies. */
-static int hello(struct rpage_live_dest *d, int fd, struct rp_live_hello *h)
+/* On a handshake thread: TLS (with credentials) and a LIVE_HELLO, under
+ * one deadline. Nothing is answered yet: the main thread decides. */
+static int hello_read(struct rpage_live_dest *d, struct pend *p)
 {
 	uint8_t buf[RP_LIVE_HELLO_LEN];
-	struct rp_live_hello_ack a = { 0 };
 	struct rp_hdr hdr;
 	const char *why = NULL;
-	int ret = rp_recv_frame(fd, &hdr, buf, sizeof(buf), &why);
+	int ret;
 
+	ret = rp_conn_set_deadline(&p->c, rp_now_ns() +
+				   HANDSHAKE_MS * 1000000ull);
+	if (!ret && d->tls)
+		ret = rp_tls_server(&p->c, d->tls);
+	if (ret)
+		return ret;
+	ret = rp_conn_recv_frame(&p->c, &hdr, buf, sizeof(buf), &why);
 	if (ret == -EPROTO)
-		return reject(d, fd, EPROTO, why);
+		return reject(d, &p->c, EPROTO, why);
+	if (ret == -ETIMEDOUT)
+		rp_warn("connection from %s: no LIVE_HELLO within %d ms: closing it",
+			p->c.peer, HANDSHAKE_MS);
 	if (ret)
 		return ret;
 	if (hdr.type != RP_MSG_LIVE_HELLO)
-		return reject(d, fd, EPROTO, "first message is not LIVE_HELLO");
-	if (rp_live_hello_decode(buf, hdr.len, h, &why))
-		return reject(d, fd, EPROTO, why);
-	if (h->length != d->length || h->page_size != d->psize) {
+		return reject(d, &p->c, EPROTO, "first message is not LIVE_HELLO");
+	if (rp_live_hello_decode(buf, hdr.len, &p->h, &why))
+		return reject(d, &p->c, EPROTO, why);
+	p->tag = hdr.tag;
+	return rp_conn_set_deadline(&p->c, 0);
+}
+
+static void *pend_main(void *arg)
+{
+	struct pend *p = arg;
+	struct rpage_live_dest *d = p->d;
+
+	rp_thread_name("rpage/live/hs");
+	p->ret = hello_read(d, p);
+	pthread_mutex_lock(&d->lock);
+	p->done = true;
+	pthread_mutex_unlock(&d->lock);
+	rp_efd_signal(d->pend_efd);
+	return NULL;
+}
+
+/* Checks an accepted LIVE_HELLO against the region and answers it. */
+static int hello_reply(struct rpage_live_dest *d, struct pend *p)
+{
+	uint8_t buf[RP_LIVE_HELLO_ACK_LEN];
+	struct rp_live_hello_ack a = { 0 };
+
+	if (p->h.length != d->length || p->h.page_size != d->psize) {
 		char msg[200];
 
 		snprintf(msg, sizeof(msg),
 			 "the source region has %" PRIu64 " bytes in pages of %u, this destination %" PRIu64 " in pages of %u",
-			 h->length, h->page_size, d->length, d->psize);
-		return reject(d, fd, EINVAL, msg);
+			 p->h.length, p->h.page_size, d->length, d->psize);
+		return reject(d, &p->c, EINVAL, msg);
 	}
-	a.session = h->session;
-	return rp_send_frame(fd, RP_MSG_LIVE_HELLO_ACK, hdr.tag, buf,
-			     (uint32_t)rp_live_hello_ack_encode(buf, &a));
+	a.session = p->h.session;
+	return rp_conn_send_frame(&p->c, RP_MSG_LIVE_HELLO_ACK, p->tag, buf,
+				  (uint32_t)rp_live_hello_ack_encode(buf, &a));
 }
 
 static int send_ctl(struct rpage_live_dest *d, uint16_t type,
@@ -210,20 +263,20 @@ static int send_ctl(struct rpage_live_dest *d, uint16_t type,
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
-	ret = rp_send_frame(d->ctl, type, 0, p, len);
+	ret = rp_conn_send_frame(&d->ctl, type, 0, p, len);
 	pthread_mutex_unlock(&d->lock);
 	return ret;
 }
 
 static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 {
-	int fd = d->strm[idx];
+	struct rp_conn *fd = &d->strm[idx];
 	uint8_t b[RP_HDR_LEN + RP_LIVE_PAGES_HDR];
 	struct rp_hdr h;
 	const char *why = NULL;
 	int ret;
 
-	ret = rp_read_full(fd, b, RP_HDR_LEN);
+	ret = rp_conn_read_full(fd, b, RP_HDR_LEN);
 	if (ret)
 		return ret;
 	if (rp_hdr_decode(b, &h, &why))
@@ -231,7 +284,7 @@ static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 	if (h.type == RP_MSG_LIVE_PAGES) {
 		struct rp_live_pages m;
 
-		ret = rp_read_full(fd, b + RP_HDR_LEN, RP_LIVE_PAGES_HDR);
+		ret = rp_conn_read_full(fd, b + RP_HDR_LEN, RP_LIVE_PAGES_HDR);
 		if (ret)
 			return ret;
 		if (rp_live_pages_hdr_decode(b + RP_HDR_LEN, h.len, d->npages,
@@ -244,8 +297,8 @@ static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 				      "LIVE_PAGES for pages another stream carries");
 		if (m.round != d->expect_round)
 			return reject(d, fd, EPROTO, "LIVE_PAGES for a round not in progress");
-		ret = rp_read_full(fd, d->mem + m.first * d->psize,
-				   (size_t)m.npages * d->psize);
+		ret = rp_conn_read_full(fd, d->mem + m.first * d->psize,
+					(size_t)m.npages * d->psize);
 		if (ret)
 			return ret;
 		for (uint32_t i = 0; i < m.npages; i++)
@@ -263,7 +316,7 @@ static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 
 		if (h.len != RP_LIVE_ROUND_LEN)
 			return reject(d, fd, EPROTO, "LIVE_ROUND_END has the wrong length");
-		ret = rp_read_full(fd, p, sizeof(p));
+		ret = rp_conn_read_full(fd, p, sizeof(p));
 		if (ret)
 			return ret;
 		if (rp_live_round_decode(p, sizeof(p), &m, &why))
@@ -290,8 +343,8 @@ static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 			d->round_pages = 0;
 			d->expect_round++;
 			d->st.rounds = m.round;
-			ret = rp_send_frame(d->ctl, RP_MSG_LIVE_ROUND_ACK, 0, p,
-					    sizeof(p));
+			ret = rp_conn_send_frame(&d->ctl, RP_MSG_LIVE_ROUND_ACK,
+						 0, p, sizeof(p));
 		}
 		pthread_mutex_unlock(&d->lock);
 		return ret;
@@ -320,7 +373,7 @@ static void *rx_main(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		/* let the control thread see it too */
 		if (!d->switched)
-			shutdown(d->ctl, SHUT_RDWR);
+			rp_conn_shutdown(&d->ctl);
 		return NULL;
 	}
 }
@@ -330,9 +383,8 @@ static void stop_rx(struct rpage_live_dest *d)
 	pthread_mutex_lock(&d->lock);
 	d->switched = true;
 	pthread_mutex_unlock(&d->lock);
-	for (unsigned i = 0; i < d->nstreams; i++)
-		if (d->strm[i] >= 0)
-			shutdown(d->strm[i], SHUT_RDWR);
+	for (unsigned i = 0; d->strm && i < d->nstreams; i++)
+		rp_conn_shutdown(&d->strm[i]);
 	for (unsigned i = 0; d->rx && i < d->nstreams; i++)
 		if (d->rx[i].started) {
 			pthread_join(d->rx[i].thr, NULL);
@@ -340,49 +392,199 @@ static void stop_rx(struct rpage_live_dest *d)
 		}
 }
 
-static int connect_all(struct rpage_live_dest *d)
+/* Secure by default: credentials, loopback, or an explicit insecure. */
+static int check_policy(struct rpage_live_dest *d)
 {
-	struct rp_live_hello h;
+	if (d->tls || d->insecure || rp_fd_local_is_loopback(d->lfd))
+		return 0;
+	rp_err("refusing to take a live migration on port %d without authentication: anyone could write into this memory. Give credentials, listen on loopback, or say insecure",
+	       rp_local_port(d->lfd));
+	return -EACCES;
+}
+
+/* Joins the handshake threads that are done (all of them when @all,
+ * after cutting their connections), and hands each result to @take. */
+static void pend_reap(struct rpage_live_dest *d, struct pend **pv,
+		      unsigned *np, bool all,
+		      int (*take)(struct rpage_live_dest *, struct pend *),
+		      int *ret)
+{
+	for (unsigned i = 0; i < *np;) {
+		struct pend *p = pv[i];
+		bool done;
+
+		if (all)
+			rp_conn_shutdown(&p->c);
+		pthread_mutex_lock(&d->lock);
+		done = p->done;
+		pthread_mutex_unlock(&d->lock);
+		if (!done && !all) {
+			i++;
+			continue;
+		}
+		pthread_join(p->thr, NULL);
+		if (!all && !*ret && take(d, p) == 0) {
+			free(p); /* its connection was taken over */
+		} else {
+			rp_conn_close(&p->c);
+			free(p);
+		}
+		pv[i] = pv[--*np];
+	}
+}
+
+/* A finished handshake while there is no control connection: 0 when it
+ * becomes it. Anything else is closed (and the migration fails only for
+ * a source that proved itself but whose region does not match). */
+static int take_ctl(struct rpage_live_dest *d, struct pend *p)
+{
 	int ret;
 
-	ret = accept_one(d, &d->ctl);
-	if (ret)
-		return ret;
-	rp_peer_name(d->ctl, d->peer, sizeof(d->peer));
-	rp_sock_host(d->ctl, true, d->peer_host, sizeof(d->peer_host));
-	ret = hello(d, d->ctl, &h);
-	if (ret)
-		return ret;
-	if (h.role != RP_LIVE_ROLE_CONTROL)
-		return reject(d, d->ctl, EPROTO, "first connection is not the control connection");
-	d->session = h.session;
-	d->nstreams = h.nstreams;
-	d->strm = malloc(d->nstreams * sizeof(int));
-	d->rx = calloc(d->nstreams, sizeof(*d->rx));
-	if (!d->strm || !d->rx)
-		return -ENOMEM;
-	for (unsigned i = 0; i < d->nstreams; i++)
-		d->strm[i] = -1;
-	for (unsigned i = 0; i < d->nstreams; i++) {
-		int fd;
-
-		ret = accept_one(d, &fd);
-		if (ret)
-			return ret;
-		ret = hello(d, fd, &h);
-		if (!ret && (h.role != RP_LIVE_ROLE_STREAM ||
-			     h.session != d->session ||
-			     h.nstreams != d->nstreams || d->strm[h.stream] >= 0))
-			ret = reject(d, fd, EPROTO,
-				     "stream connection does not match the session");
-		if (ret) {
-			close(fd);
-			return ret;
-		}
-		d->strm[h.stream] = fd;
+	if (p->ret) {
+		if (p->ret != -EPROTO && p->ret != -ETIMEDOUT)
+			rp_warn("connection from %s ended in its handshake: %s: ignored",
+				p->c.peer, strerror(-p->ret));
+		return p->ret;
 	}
+	if (p->h.role != RP_LIVE_ROLE_CONTROL)
+		return reject(d, &p->c, EPROTO,
+			      "a stream connection before any control connection");
+	ret = hello_reply(d, p);
+	if (ret) {
+		d->rx_err = ret; /* the source proved itself: its refusal counts */
+		return ret;
+	}
+	rp_conn_move(&d->ctl, &p->c);
+	snprintf(d->peer, sizeof(d->peer), "%s", d->ctl.peer);
+	rp_sock_host(d->ctl.fd, true, d->peer_host, sizeof(d->peer_host));
+	d->session = p->h.session;
+	d->nstreams = p->h.nstreams;
+	d->strm = calloc(d->nstreams, sizeof(*d->strm));
+	d->rx = calloc(d->nstreams, sizeof(*d->rx));
+	if (!d->strm || !d->rx) {
+		d->rx_err = -ENOMEM;
+		return 0;
+	}
+	for (unsigned i = 0; i < d->nstreams; i++)
+		rp_conn_init(&d->strm[i], -1);
+	if (d->tls)
+		rp_info("source %s authenticated: %s", d->peer, d->ctl.desc);
+	return 0;
+}
+
+/* A finished handshake after the control connection: 0 when it becomes
+ * one of its streams (same session, same identity, a free index). */
+static int take_stream(struct rpage_live_dest *d, struct pend *p)
+{
+	if (d->ctl.fd < 0)
+		return take_ctl(d, p);
+	if (p->ret) {
+		if (p->ret != -EPROTO && p->ret != -ETIMEDOUT)
+			rp_warn("connection from %s ended in its handshake: %s: ignored",
+				p->c.peer, strerror(-p->ret));
+		return p->ret;
+	}
+	if (p->h.role != RP_LIVE_ROLE_STREAM || p->h.session != d->session ||
+	    p->h.nstreams != d->nstreams || d->strm[p->h.stream].fd >= 0 ||
+	    strcmp(p->c.identity, d->ctl.identity))
+		return reject(d, &p->c, EPROTO,
+			      "stream connection does not match the session");
+	if (hello_reply(d, p))
+		return -EPROTO;
+	rp_conn_move(&d->strm[p->h.stream], &p->c);
+	return 0;
+}
+
+static int connect_all(struct rpage_live_dest *d)
+{
+	struct pend *pv[MAX_PENDING];
+	unsigned np = 0, got = 0;
+	uint64_t deadline = rp_now_ns() + ACCEPT_TIMEOUT_MS * 1000000ull;
+	bool have_ctl = false;
+	int ret;
+
+	ret = check_policy(d);
+	if (ret)
+		return ret;
+	d->pend_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->pend_efd < 0)
+		return -errno;
+	while (!d->rx_err && (!have_ctl || got < d->nstreams)) {
+		struct pollfd pf[2] = { { d->lfd, POLLIN, 0 },
+					{ d->pend_efd, POLLIN, 0 } };
+		uint64_t now = rp_now_ns(), v;
+		int r;
+
+		if (now >= deadline) {
+			if (!have_ctl)
+				rp_err("no source %sconnected within %d s",
+				       d->tls ? "authenticated and " : "",
+				       ACCEPT_TIMEOUT_MS / 1000);
+			else
+				rp_err("source %s: only %u of %u pre-copy streams connected within %d s",
+				       d->peer, got, d->nstreams,
+				       STREAMS_TIMEOUT_MS / 1000);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		r = poll(pf, 2, (int)((deadline - now) / 1000000 + 1));
+		if (r < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		if (pf[1].revents && read(d->pend_efd, &v, sizeof(v)) < 0)
+			v = 0;
+		if (pf[1].revents) {
+			/* the control connection first, then its streams */
+			pend_reap(d, pv, &np, false, take_stream, &ret);
+			if (!have_ctl && d->ctl.fd >= 0) {
+				have_ctl = true;
+				deadline = rp_now_ns() +
+					   STREAMS_TIMEOUT_MS * 1000000ull;
+			}
+			got = 0;
+			for (unsigned i = 0; have_ctl && d->strm && i < d->nstreams; i++)
+				got += d->strm[i].fd >= 0;
+		}
+		if (pf[0].revents) {
+			int one = 1, fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
+			struct pend *p;
+
+			if (fd < 0)
+				continue;
+			if (np == MAX_PENDING) {
+				char peer[64];
+
+				rp_peer_name(fd, peer, sizeof(peer));
+				rp_warn("connection from %s refused: %d handshakes in progress already",
+					peer, MAX_PENDING);
+				close(fd);
+				continue;
+			}
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			rp_tcp_liveness(fd);
+			p = calloc(1, sizeof(*p));
+			if (!p) {
+				close(fd);
+				continue;
+			}
+			p->d = d;
+			rp_conn_init(&p->c, fd);
+			if (pthread_create(&p->thr, NULL, pend_main, p)) {
+				rp_conn_close(&p->c);
+				free(p);
+				continue;
+			}
+			pv[np++] = p;
+		}
+	}
+	if (!ret && d->rx_err)
+		ret = d->rx_err;
+	pend_reap(d, pv, &np, true, NULL, &ret);
 	close(d->lfd); /* one source per destination */
 	d->lfd = -1;
+	if (ret)
+		return ret;
 	for (unsigned i = 0; i < d->nstreams; i++) {
 		d->rx[i].d = d;
 		d->rx[i].idx = i;
@@ -463,9 +665,13 @@ static int connect_page_server(struct rpage_live_dest *d, uint16_t port)
 	int region, ret;
 
 	snprintf(ps, sizeof(ps), "%u", port);
+	/* the same credentials, and the host that proved itself on the
+	 * control connection */
 	ret = rpage_source_connect_opts(
 		d->peer_host, ps,
-		&(struct rpage_connect_opts){ .transport = d->transport },
+		&(struct rpage_connect_opts){ .transport = d->transport,
+					      .tls = d->tls,
+					      .insecure = d->insecure },
 		&d->src);
 	if (ret)
 		return ret;
@@ -506,7 +712,7 @@ static int start_postcopy(struct rpage_live_dest *d,
 	int ret, region, uffd = -1;
 
 	if (!sw->port)
-		return reject(d, d->ctl, EPROTO,
+		return reject(d, &d->ctl, EPROTO,
 			      "pages are missing but the source names no page server");
 	ret = register_missing(d, &uffd);
 	if (!ret) {
@@ -537,7 +743,7 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 
 	stop_rx(d);
 	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
-		return reject(d, d->ctl, EPROTO, why);
+		return reject(d, &d->ctl, EPROTO, why);
 	ret = d->rx_err;
 	if (!ret && rp_inject_fail(RP_INJECT_LIVE_SWITCHOVER_ERROR)) {
 		rp_err("failing the switchover: fault injection asks for it");
@@ -590,9 +796,9 @@ RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
 	for (;;) {
 		struct rp_error e;
 
-		ret = rp_recv_frame(d->ctl, &h, buf, cap, &why);
+		ret = rp_conn_recv_frame(&d->ctl, &h, buf, cap, &why);
 		if (ret == -EPROTO) {
-			ret = reject(d, d->ctl, EPROTO, why);
+			ret = reject(d, &d->ctl, EPROTO, why);
 			break;
 		}
 		if (ret) {
@@ -611,7 +817,7 @@ RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
 		}
 		if (h.type == RP_MSG_LIVE_ABORT || h.type == RP_MSG_ERROR) {
 			if (rp_error_decode(buf, h.len, &e, &why)) {
-				ret = reject(d, d->ctl, EPROTO, why);
+				ret = reject(d, &d->ctl, EPROTO, why);
 				break;
 			}
 			snprintf(d->st.why, sizeof(d->st.why),
@@ -620,7 +826,7 @@ RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
 			ret = -ECONNABORTED;
 			break;
 		}
-		ret = reject(d, d->ctl, EPROTO,
+		ret = reject(d, &d->ctl, EPROTO,
 			     "unexpected message on the live control connection");
 		break;
 	}
@@ -742,12 +948,12 @@ RP_EXPORT void rpage_live_dest_free(struct rpage_live_dest *d)
 	if (d->src)
 		rpage_source_close(d->src);
 	for (unsigned i = 0; d->strm && i < d->nstreams; i++)
-		if (d->strm[i] >= 0)
-			close(d->strm[i]);
-	if (d->ctl >= 0)
-		close(d->ctl);
+		rp_conn_close(&d->strm[i]);
+	rp_conn_close(&d->ctl);
 	if (d->lfd >= 0)
 		close(d->lfd);
+	if (d->pend_efd >= 0)
+		close(d->pend_efd);
 	free(d->strm);
 	free(d->rx);
 	rp_bitmap_free(&d->have);

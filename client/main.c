@@ -4,15 +4,33 @@
  * userfaultfd over a Unix socket exactly as Firecracker does for its UFFD
  * snapshot backend; it serves their faults from an rpage-server (or a local
  * file) and fills the rest in the background.
+ *
+ * The Unix socket is the daemon's local attack surface: whoever connects
+ * can have region data placed in its own memory. It is created mode 0600
+ * (--socket-mode, --socket-group widen it on purpose), every peer's
+ * credentials are logged and may be restricted (--allow-uid, --allow-gid),
+ * and a peer has a deadline to finish its handshake.
+ *
+ * Threads: the main thread runs one poll loop over the signals, the
+ * listening socket, every process's socket and every process's event
+ * descriptor; it never waits for the network. Starting to serve a process
+ * (rpage_attach_start: connections to the server, TLS handshakes) runs on
+ * a short-lived thread per process ("rpage/cli/att") that signals its
+ * eventfd when done; the main thread then joins it. A guest record is
+ * owned by the main thread except for the fields that attach thread
+ * writes before it signals (att, attach_ret).
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,14 +40,34 @@
 #include "rpage/rpage.h"
 #include "../common/net.h"
 #include "../common/rp.h"
+#include "../common/tls.h"
 
 #define MAX_GUESTS 256
+#define MAX_PENDING 32          /* connections still in their handshake */
+#define HANDSHAKE_MS 5000       /* default handshake deadline */
+#define MAX_IDS 32              /* --allow-uid / --allow-gid entries */
+
+enum guest_state { G_HANDSHAKE, G_ATTACHING, G_SERVING };
+
+struct client;
 
 struct guest {
+	struct client *c;
 	int sock;
 	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	enum guest_state state;
+	uint64_t deadline_ns;       /* G_HANDSHAKE: when it is closed */
+	/* G_ATTACHING: the attach thread's inputs and results */
+	struct rpage_range *ranges;
+	unsigned nranges;
+	int uffd;
+	int done_efd;
+	pthread_t thr;
+	int attach_ret;
 	struct rpage_attach *att;
-	bool reported_complete, reported_failed;
+	bool reported_complete, reported_failed, gone;
 	uint64_t last_bytes, last_faults;
 	char name[48];
 };
@@ -41,10 +79,14 @@ struct client {
 	FILE *json;
 	bool progress, tty, once;
 	int listen_fd;
-	struct guest g[MAX_GUESTS];
+	struct guest *g[MAX_GUESTS];
 	unsigned ng;
 	unsigned served, failed;
 	uint64_t last_tick;
+	unsigned handshake_ms;
+	uid_t allow_uid[MAX_IDS];
+	gid_t allow_gid[MAX_IDS];
+	unsigned nallow_uid, nallow_gid;
 };
 
 static void usage(FILE *f)
@@ -65,6 +107,20 @@ static void usage(FILE *f)
 		"                           RDMA device, else tcp), tcp, rdma\n"
 		"      --rdma-dev NAME      RDMA device to use (default: the one routing to\n"
 		"                           the server)\n"
+		"      --psk-file FILE      pre-shared key (the file's first IDENTITY:HEXKEY line)\n"
+		"      --tls-cert FILE      X.509: this client's certificate (PEM)\n"
+		"      --tls-key FILE       its private key (PEM)\n"
+		"      --tls-ca FILE        the CA that signs the server's certificate (PEM)\n"
+		"      --tls-name NAME      the name the server's certificate must carry\n"
+		"                           (default: HOST of --connect)\n"
+		"      --insecure           talk to a server beyond loopback without credentials\n"
+		"      --no-ktls            keep TLS records in user space\n"
+		"      --socket-mode MODE   permissions of --uffd-socket (octal, default 0600)\n"
+		"      --socket-group GROUP group of --uffd-socket (name or number)\n"
+		"      --allow-uid UID      serve only processes of these users or groups\n"
+		"      --allow-gid GID      (repeatable; default: whoever can open the socket)\n"
+		"      --handshake-timeout MS  a process must hand over its userfaultfd\n"
+		"                           within MS of connecting (default 5000)\n"
 		"      --stats-json FILE    append one JSON object per process (complete, gone)\n"
 		"      --progress           live progress (default when stderr is a terminal)\n"
 		"      --no-progress\n"
@@ -90,10 +146,16 @@ static void guest_report(struct client *c, struct guest *g, const char *why)
 	}
 }
 
+/* Ends guest @i; an attach in progress is waited for first. */
 static void guest_close(struct client *c, unsigned i)
 {
-	struct guest *g = &c->g[i];
+	struct guest *g = c->g[i];
 
+	if (g->state == G_ATTACHING) {
+		pthread_join(g->thr, NULL);
+		if (!g->attach_ret)
+			g->state = G_SERVING;
+	}
 	if (g->att) {
 		struct rpage_stats st;
 
@@ -104,70 +166,151 @@ static void guest_close(struct client *c, unsigned i)
 		guest_report(c, g, "has gone");
 		rpage_attach_free(g->att);
 	}
+	if (g->uffd >= 0)
+		close(g->uffd);
+	if (g->done_efd >= 0)
+		close(g->done_efd);
+	free(g->ranges);
 	close(g->sock);
+	free(g);
 	c->g[i] = c->g[--c->ng];
 }
 
-/* A handshake arrived on a new connection: validate and attach. */
-static int guest_handshake(struct client *c, struct guest *g)
+/* The attach thread: connects to the source (network, TLS) off the main
+ * loop. */
+static void *attach_main(void *arg)
 {
-	struct rpage_attach_opts aopts;
-	struct rpage_range *r = NULL;
-	unsigned n = 0;
-	int uffd = -1, ret;
+	struct guest *g = arg;
+	struct client *c = g->c;
+	struct rpage_attach_opts aopts = c->aopts;
 
-	ret = rpage_fc_recv(g->sock, &r, &n, &uffd);
+	rp_thread_name("rpage/cli/att");
+	aopts.pid = g->pid; /* the process behind the userfaultfd */
+	g->attach_ret = rpage_attach_start(c->src, (unsigned)c->region, g->uffd,
+					   g->ranges, g->nranges, &aopts,
+					   &g->att);
+	if (!g->attach_ret)
+		g->uffd = -1; /* the attachment has it */
+	rp_efd_signal(g->done_efd);
+	return NULL;
+}
+
+/* The handshake message has arrived (the socket is readable): parse it
+ * and start the attach thread. 0, -EAGAIN (not yet), or -errno (close). */
+static int guest_handshake(struct guest *g)
+{
+	int ret;
+
+	ret = rpage_fc_recv(g->sock, &g->ranges, &g->nranges, &g->uffd);
+	if (ret == -EAGAIN)
+		return ret;
 	if (ret) {
 		fprintf(stderr, "rpage-client: %s: handshake refused: %s\n",
 			g->name, strerror(-ret));
 		return ret;
 	}
-	aopts = c->aopts;
-	aopts.pid = g->pid;
-	ret = rpage_attach_start(c->src, (unsigned)c->region, uffd, r, n,
-				 &aopts, &g->att);
+	g->done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g->done_efd < 0)
+		return -errno;
+	g->state = G_ATTACHING;
+	ret = pthread_create(&g->thr, NULL, attach_main, g);
 	if (ret) {
-		fprintf(stderr, "rpage-client: %s: cannot serve its memory: %s\n",
-			g->name, strerror(-ret));
-		close(uffd);
-	} else {
-		uint64_t total = 0;
-
-		for (unsigned i = 0; i < n; i++)
-			total += r[i].size;
-		fprintf(stderr, "rpage-client: %s: serving %u range%s, %.1f MiB, page size %" PRIu64 "\n",
-			g->name, n, n == 1 ? "" : "s", (double)total / 1048576.0,
-			r[0].page_size);
-		c->served++;
+		g->state = G_HANDSHAKE;
+		fprintf(stderr, "rpage-client: %s: cannot start a thread: %s\n",
+			g->name, strerror(ret));
+		return -ret;
 	}
-	free(r);
-	return ret;
+	return 0;
+}
+
+/* The attach thread is done: report how it went. */
+static int guest_attached(struct client *c, struct guest *g)
+{
+	uint64_t total = 0;
+
+	pthread_join(g->thr, NULL);
+	if (g->attach_ret) {
+		g->state = G_HANDSHAKE; /* nothing to stop */
+		fprintf(stderr, "rpage-client: %s: cannot serve its memory: %s\n",
+			g->name, strerror(-g->attach_ret));
+		return g->attach_ret;
+	}
+	g->state = G_SERVING;
+	for (unsigned i = 0; i < g->nranges; i++)
+		total += g->ranges[i].size;
+	fprintf(stderr, "rpage-client: %s: serving %u range%s, %.1f MiB, page size %" PRIu64 "\n",
+		g->name, g->nranges, g->nranges == 1 ? "" : "s",
+		(double)total / 1048576.0, g->ranges[0].page_size);
+	c->served++;
+	return 0;
+}
+
+static bool peer_allowed(const struct client *c, uid_t uid, gid_t gid)
+{
+	if (!c->nallow_uid && !c->nallow_gid)
+		return true;
+	for (unsigned i = 0; i < c->nallow_uid; i++)
+		if (c->allow_uid[i] == uid)
+			return true;
+	for (unsigned i = 0; i < c->nallow_gid; i++)
+		if (c->allow_gid[i] == gid)
+			return true;
+	return false;
+}
+
+static unsigned pending(const struct client *c)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < c->ng; i++)
+		n += c->g[i]->state == G_HANDSHAKE;
+	return n;
 }
 
 static void accept_guest(struct client *c)
 {
-	struct ucred cr;
+	struct ucred cr = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t cl = sizeof(cr);
-	struct timeval tv = { .tv_sec = 5 };
 	struct guest *g;
 	int fd;
 
-	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
-	if (c->ng == MAX_GUESTS) {
-		fprintf(stderr, "rpage-client: refusing a process: %d already served\n",
-			MAX_GUESTS);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl))
+		cr.pid = 0;
+	if (!peer_allowed(c, cr.uid, cr.gid)) {
+		fprintf(stderr, "rpage-client: refusing process %d (uid %u, gid %u): not in --allow-uid/--allow-gid\n",
+			(int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
 		close(fd);
 		return;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	g = &c->g[c->ng++];
-	memset(g, 0, sizeof(*g));
+	if (c->ng == MAX_GUESTS || pending(c) >= MAX_PENDING) {
+		fprintf(stderr, "rpage-client: refusing process %d (uid %u): %s\n",
+			(int)cr.pid, (unsigned)cr.uid,
+			c->ng == MAX_GUESTS ? "256 processes are served already"
+					    : "too many handshakes in progress");
+		close(fd);
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		close(fd);
+		return;
+	}
+	g->c = c;
 	g->sock = fd;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
-		g->pid = cr.pid;
+	g->pid = cr.pid;
+	g->uid = cr.uid;
+	g->gid = cr.gid;
+	g->uffd = -1;
+	g->done_efd = -1;
+	g->state = G_HANDSHAKE;
+	g->deadline_ns = rp_now_ns() + (uint64_t)c->handshake_ms * 1000000ull;
 	snprintf(g->name, sizeof(g->name), "process %d", (int)g->pid);
+	c->g[c->ng++] = g;
+	fprintf(stderr, "rpage-client: %s connected (uid %u, gid %u)\n", g->name,
+		(unsigned)cr.uid, (unsigned)cr.gid);
 }
 
 static void progress(struct client *c, bool force)
@@ -181,11 +324,11 @@ static void progress(struct client *c, bool force)
 		return;
 	c->last_tick = now;
 	for (unsigned i = 0; i < c->ng && len < sizeof(line) - 128; i++) {
-		struct guest *g = &c->g[i];
+		struct guest *g = c->g[i];
 		struct rpage_stats st;
 		uint64_t bytes;
 
-		if (!g->att)
+		if (g->state != G_SERVING)
 			continue;
 		rpage_attach_get_stats(g->att, &st);
 		if (st.state != RPAGE_ATTACH_RUNNING)
@@ -210,11 +353,14 @@ static void progress(struct client *c, bool force)
 		fprintf(stderr, "rpage-client: progress: %s\n", line);
 }
 
-static int listen_unix(const char *path)
+/* The Unix socket, created with mode 0600 from the start (no window in
+ * which the umask's mode applies), then given @mode and @gid. */
+static int listen_unix(const char *path, mode_t mode, gid_t gid)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat sb;
-	int fd;
+	mode_t old;
+	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "rpage-client: socket path too long: %s\n", path);
@@ -229,19 +375,117 @@ static int listen_unix(const char *path)
 		}
 		unlink(path); /* stale socket from an earlier run */
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0) {
+	old = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret == 0 && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+		fprintf(stderr, "rpage-client: cannot give %s to group %u: %s\n",
+			path, (unsigned)gid, strerror(errno));
+		ret = -1;
+	} else if (ret == 0 && chmod(path, mode) < 0) {
+		fprintf(stderr, "rpage-client: cannot set mode %04o on %s: %s\n",
+			(unsigned)mode, path, strerror(errno));
+		ret = -1;
+	} else if (ret == 0) {
+		ret = listen(fd, 64);
+	}
+	if (ret < 0) {
 		int e = -errno;
 
 		fprintf(stderr, "rpage-client: cannot listen on %s: %s\n", path,
 			strerror(errno));
 		close(fd);
+		unlink(path);
 		return e;
 	}
 	return fd;
+}
+
+/* Poll timeout: the nearest handshake deadline, or the progress tick. */
+static int poll_timeout(const struct client *c)
+{
+	uint64_t now = rp_now_ns(), next = UINT64_MAX;
+	int ms = c->progress ? 250 : -1;
+
+	for (unsigned i = 0; i < c->ng; i++)
+		if (c->g[i]->state == G_HANDSHAKE && c->g[i]->deadline_ns < next)
+			next = c->g[i]->deadline_ns;
+	if (next != UINT64_MAX) {
+		int t = next <= now ? 0 : (int)((next - now) / 1000000 + 1);
+
+		if (ms < 0 || t < ms)
+			ms = t;
+	}
+	return ms;
+}
+
+/* One guest's events. Returns 0, or when it was closed 1 (the process
+ * went away) or -errno (it failed: its handshake, or its attach). */
+static int guest_events(struct client *c, unsigned i, short sr, short er)
+{
+	struct guest *g = c->g[i];
+	int ret;
+
+	if (er && g->state == G_ATTACHING) {
+		ret = guest_attached(c, g);
+		if (ret) {
+			guest_close(c, i);
+			return ret;
+		}
+		if (g->gone) {
+			guest_close(c, i); /* it left while we connected */
+			return 1;
+		}
+		return 0;
+	}
+	if (er && g->state == G_SERVING) {
+		struct rpage_stats st;
+		uint64_t v;
+
+		if (read(rpage_attach_event_fd(g->att), &v, sizeof(v)) < 0)
+			v = 0;
+		rpage_attach_get_stats(g->att, &st);
+		if (st.state == RPAGE_ATTACH_COMPLETE && !g->reported_complete) {
+			g->reported_complete = true;
+			guest_report(c, g, "is complete");
+		} else if (st.state == RPAGE_ATTACH_FAILED && !g->reported_failed) {
+			g->reported_failed = true;
+			guest_report(c, g, "FAILED");
+		}
+	}
+	if (g->state == G_HANDSHAKE && !sr && rp_now_ns() >= g->deadline_ns) {
+		fprintf(stderr, "rpage-client: %s: handshake refused: no userfaultfd within %u ms of connecting\n",
+			g->name, c->handshake_ms);
+		guest_close(c, i);
+		return -ETIMEDOUT;
+	}
+	if (!sr)
+		return 0;
+	if (g->state == G_HANDSHAKE) {
+		ret = guest_handshake(g);
+		if (ret && ret != -EAGAIN) {
+			guest_close(c, i);
+			return ret;
+		}
+		return 0;
+	}
+	{
+		char b[256];
+		ssize_t n = recv(g->sock, b, sizeof(b), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (g->state == G_ATTACHING) {
+				g->gone = true; /* closed once attached */
+				return 0;
+			}
+			guest_close(c, i);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int run(struct client *c, int sfd)
@@ -254,77 +498,71 @@ static int run(struct client *c, int sfd)
 		pf[np++] = (struct pollfd){ sfd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ c->listen_fd, POLLIN, 0 };
 		for (unsigned i = 0; i < c->ng; i++) {
-			pf[np++] = (struct pollfd){ c->g[i].sock, POLLIN, 0 };
+			struct guest *g = c->g[i];
+
+			/* a process that closed during its attach is not
+			 * polled (it would wake us endlessly) */
+			pf[np++] = (struct pollfd){ g->gone ? -1 : g->sock,
+						    POLLIN, 0 };
 			pf[np++] = (struct pollfd){
-				c->g[i].att ? rpage_attach_event_fd(c->g[i].att)
-					    : -1,
+				g->state == G_ATTACHING ? g->done_efd
+				: g->state == G_SERVING ? rpage_attach_event_fd(g->att)
+							: -1,
 				POLLIN, 0
 			};
 		}
-		if (poll(pf, np, c->progress ? 250 : -1) < 0) {
+		if (poll(pf, np, poll_timeout(c)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (pf[0].revents)
 			return 0;
-		if (pf[1].revents)
-			accept_guest(c);
 		/* walk backwards: guest_close moves the last guest into i */
 		for (unsigned i = (np - 2) / 2; i-- > 0;) {
-			struct guest *g = &c->g[i];
-			short sr = pf[2 + 2 * i].revents;
-			short er = pf[3 + 2 * i].revents;
+			int r;
 
 			if (i >= c->ng)
 				continue;
-			if (er) {
-				struct rpage_stats st;
-				uint64_t v;
-
-				if (read(pf[3 + 2 * i].fd, &v, sizeof(v)) < 0)
-					v = 0;
-				rpage_attach_get_stats(g->att, &st);
-				if (st.state == RPAGE_ATTACH_COMPLETE &&
-				    !g->reported_complete) {
-					g->reported_complete = true;
-					guest_report(c, g, "is complete");
-				} else if (st.state == RPAGE_ATTACH_FAILED &&
-					   !g->reported_failed) {
-					g->reported_failed = true;
-					guest_report(c, g, "FAILED");
-				}
-			}
-			if (!sr)
-				continue;
-			if (!g->att) {
-				if (guest_handshake(c, g)) {
-					/* that process's problem, not ours:
-					 * only --once makes it our status */
-					guest_close(c, i);
-					if (c->once)
-						return -EPROTO;
-				}
-			} else {
-				char b[256];
-				ssize_t n = recv(g->sock, b, sizeof(b), MSG_DONTWAIT);
-
-				if (n == 0 || (n < 0 && errno != EAGAIN &&
-					       errno != EINTR)) {
-					guest_close(c, i);
-					if (c->once)
-						return 0;
-				}
-			}
+			r = guest_events(c, i, pf[2 + 2 * i].revents,
+					 pf[3 + 2 * i].revents);
+			/* a failed process is its problem, not ours: only
+			 * --once makes it our status */
+			if (r && c->once)
+				return r > 0 ? 0 : -EPROTO;
 		}
+		if (pf[1].revents)
+			accept_guest(c);
 		progress(c, false);
 	}
+}
+
+/* A user or group id from a name or a number; -1 after a message. */
+static long parse_id(const char *s, bool group)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!errno && !*end && v >= 0 && v < 0x7fffffff)
+		return v;
+	if (group) {
+		struct group *gr = getgrnam(s);
+
+		if (gr)
+			return (long)gr->gr_gid;
+	}
+	fprintf(stderr, "rpage-client: '%s' is not a %s\n", s,
+		group ? "group name or number" : "user number");
+	return -1;
 }
 
 int main(int argc, char **argv)
 {
 	enum { O_LOCAL = 256, O_JSON, O_PROG, O_NOPROG, O_ONCE, O_CHUNK,
-	       O_DEPTH, O_NOFILL, O_RDMA_DEV };
+	       O_DEPTH, O_NOFILL, O_RDMA_DEV, O_SMODE, O_SGROUP, O_AUID,
+	       O_AGID, O_HS };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "local", required_argument, NULL, O_LOCAL },
@@ -332,6 +570,12 @@ int main(int argc, char **argv)
 		{ "region", required_argument, NULL, 'r' },
 		{ "transport", required_argument, NULL, 't' },
 		{ "rdma-dev", required_argument, NULL, O_RDMA_DEV },
+		RP_TLS_LONGOPTS,
+		{ "socket-mode", required_argument, NULL, O_SMODE },
+		{ "socket-group", required_argument, NULL, O_SGROUP },
+		{ "allow-uid", required_argument, NULL, O_AUID },
+		{ "allow-gid", required_argument, NULL, O_AGID },
+		{ "handshake-timeout", required_argument, NULL, O_HS },
 		{ "stats-json", required_argument, NULL, O_JSON },
 		{ "progress", no_argument, NULL, O_PROG },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
@@ -349,12 +593,20 @@ int main(int argc, char **argv)
 	const char *connect_to = NULL, *local = NULL, *sock = NULL;
 	const char *region = NULL, *json = NULL, *rdma_dev = NULL;
 	int transport = RPAGE_TRANSPORT_AUTO, progress_opt = -1, o, ret, sfd;
+	struct rpage_tls_opts to = { 0 };
+	struct rpage_tls *tls = NULL;
+	mode_t smode = 0600;
+	gid_t sgid = (gid_t)-1;
+	int insecure = 0;
 	struct rpage_region_info ri;
+	char sec[400];
 	sigset_t ss;
 
+	c->handshake_ms = HANDSHAKE_MS;
 	while ((o = getopt_long(argc, argv, "c:u:r:t:vqh", opts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
+		long id;
 
 		switch (o) {
 		case 'c':
@@ -383,6 +635,57 @@ int main(int argc, char **argv)
 		case O_RDMA_DEV:
 			rdma_dev = optarg;
 			break;
+		case O_SMODE:
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (errno || *end || v > 0777) {
+				fprintf(stderr, "rpage-client: bad value '%s' for --socket-mode (octal, e.g. 0660)\n",
+					optarg);
+				return 2;
+			}
+			smode = (mode_t)v;
+			break;
+		case O_SGROUP:
+			id = parse_id(optarg, true);
+			if (id < 0)
+				return 2;
+			sgid = (gid_t)id;
+			break;
+		case O_AUID:
+		case O_AGID:
+			id = parse_id(optarg, o == O_AGID);
+			if (id < 0)
+				return 2;
+			if ((o == O_AUID ? c->nallow_uid : c->nallow_gid) == MAX_IDS) {
+				fprintf(stderr, "rpage-client: at most %d --allow-uid/--allow-gid each\n",
+					MAX_IDS);
+				return 2;
+			}
+			if (o == O_AUID)
+				c->allow_uid[c->nallow_uid++] = (uid_t)id;
+			else
+				c->allow_gid[c->nallow_gid++] = (gid_t)id;
+			break;
+		case O_HS:
+		case O_CHUNK:
+		case O_DEPTH:
+			errno = 0;
+			v = strtoul(optarg, &end, 0);
+			if (errno || *end || !v ||
+			    v > (o == O_CHUNK ? 4ul << 20 : o == O_DEPTH ? 64 : 600000)) {
+				fprintf(stderr, "rpage-client: bad value '%s' for --%s\n",
+					optarg, o == O_CHUNK ? "fill-chunk"
+						: o == O_DEPTH ? "fill-depth"
+							       : "handshake-timeout");
+				return 2;
+			}
+			if (o == O_CHUNK)
+				c->aopts.fill_chunk = (uint32_t)v;
+			else if (o == O_DEPTH)
+				c->aopts.fill_depth = (uint32_t)v;
+			else
+				c->handshake_ms = (unsigned)v;
+			break;
 		case O_PROG:
 			progress_opt = 1;
 			break;
@@ -391,20 +694,6 @@ int main(int argc, char **argv)
 			break;
 		case O_ONCE:
 			c->once = true;
-			break;
-		case O_CHUNK:
-		case O_DEPTH:
-			errno = 0;
-			v = strtoul(optarg, &end, 0);
-			if (errno || *end || !v || v > (o == O_CHUNK ? 4ul << 20 : 64)) {
-				fprintf(stderr, "rpage-client: bad value '%s' for --%s\n",
-					optarg, o == O_CHUNK ? "fill-chunk" : "fill-depth");
-				return 2;
-			}
-			if (o == O_CHUNK)
-				c->aopts.fill_chunk = (uint32_t)v;
-			else
-				c->aopts.fill_depth = (uint32_t)v;
 			break;
 		case O_NOFILL:
 			c->aopts.no_fill = 1;
@@ -419,6 +708,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (rp_tls_getopt(o, optarg, &to, &insecure))
+				break;
 			usage(stderr);
 			return 2;
 		}
@@ -432,6 +723,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* credentials: every problem is fatal here, at start, never retried */
+	if (rp_tls_load("rpage-client", &to, &tls))
+		return 1;
 	if (local) {
 		ret = rpage_source_open_local(region ? region : "local", local,
 					      &c->src);
@@ -442,11 +736,14 @@ int main(int argc, char **argv)
 				      sizeof(port))) {
 			fprintf(stderr, "rpage-client: --connect wants HOST:PORT, got '%s'\n",
 				connect_to);
+			rpage_tls_free(tls);
 			return 2;
 		}
 		struct rpage_connect_opts co = {
 			.transport = (enum rpage_transport)transport,
 			.rdma_dev = rdma_dev,
+			.tls = tls,
+			.insecure = insecure,
 		};
 
 		ret = rpage_source_connect_opts(host, port, &co, &c->src);
@@ -454,13 +751,15 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "rpage-client: cannot open the source: %s\n",
 			strerror(-ret));
+		rpage_tls_free(tls);
 		return 1;
 	}
 	c->region = region ? rpage_source_find_region(c->src, region) : 0;
 	if (c->region < 0) {
 		fprintf(stderr, "rpage-client: the source has no region '%s'\n",
 			region);
-		return rpage_source_close(c->src), 1;
+		ret = 1;
+		goto out_src;
 	}
 	rpage_source_region_info(c->src, (unsigned)c->region, &ri);
 	if (json) {
@@ -468,7 +767,8 @@ int main(int argc, char **argv)
 		if (!c->json) {
 			fprintf(stderr, "rpage-client: cannot open %s: %s\n", json,
 				strerror(errno));
-			return rpage_source_close(c->src), 1;
+			ret = 1;
+			goto out_src;
 		}
 	}
 	c->tty = isatty(2);
@@ -478,22 +778,29 @@ int main(int argc, char **argv)
 	sigaddset(&ss, SIGTERM);
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	sfd = signalfd(-1, &ss, SFD_CLOEXEC);
-	c->listen_fd = listen_unix(sock);
-	if (c->listen_fd < 0)
-		return rpage_source_close(c->src), 1;
+	c->listen_fd = listen_unix(sock, smode, sgid);
+	if (c->listen_fd < 0) {
+		ret = 1;
+		goto out_src;
+	}
+	rpage_source_security(c->src, sec, sizeof(sec));
 	printf("rpage-client: ready on %s: region '%s' (%.1f MiB, page size %u) over %s\n",
 	       sock, ri.name, (double)ri.length / 1048576.0, ri.page_size,
 	       rpage_transport_name(rpage_source_transport(c->src)));
+	printf("rpage-client: connection to the source: %s\n", sec);
 	fflush(stdout);
 	ret = run(c, sfd);
 	while (c->ng)
 		guest_close(c, c->ng - 1);
 	close(c->listen_fd);
 	unlink(sock);
-	rpage_source_close(c->src);
 	if (c->json)
 		fclose(c->json);
 	if (ret < 0 && ret != -EPROTO)
 		fprintf(stderr, "rpage-client: %s\n", strerror(-ret));
-	return ret || c->failed ? 1 : 0;
+	ret = ret || c->failed ? 1 : 0;
+out_src:
+	rpage_source_close(c->src);
+	rpage_tls_free(tls);
+	return ret;
 }

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The destination's handle on a source of pages: a remote rpage-server
- * (control connection + region table) or a local file. */
+/*
+ * The destination's handle on a source of pages: a remote rpage-server
+ * (control connection + region table) or a local file, and
+ * rp_source_dial, which sets up every TCP connection to the server: the
+ * security policy, TLS, HELLO.
+ *
+ * Threads: the caller's; afterwards the control connection is shared by
+ * the transports (RDMA set-up, DONE notices) under ctl_lock.
+ */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +46,7 @@ static struct rpage_source *source_alloc(void)
 
 	if (!s)
 		return NULL;
-	s->ctl_fd = -1;
+	rp_conn_init(&s->ctl, -1);
 	s->local_fd = -1;
 	pthread_mutex_init(&s->ctl_lock, NULL);
 	return s;
@@ -55,9 +62,9 @@ static int fetch_regions(struct rpage_source *s, const char *peer)
 
 	if (!buf)
 		return -ENOMEM;
-	ret = rp_send_frame(s->ctl_fd, RP_MSG_REGIONS_REQ, 2, NULL, 0);
+	ret = rp_conn_send_frame(&s->ctl, RP_MSG_REGIONS_REQ, 2, NULL, 0);
 	if (!ret)
-		ret = rp_recv_frame(s->ctl_fd, &h, buf, cap, &why);
+		ret = rp_conn_recv_frame(&s->ctl, &h, buf, cap, &why);
 	if (!ret && h.type != RP_MSG_REGIONS) {
 		why = "answered the region request with something else";
 		ret = -EPROTO;
@@ -101,17 +108,13 @@ RP_EXPORT int rpage_source_connect_opts(const char *host, const char *port,
 	s->transport = RPAGE_TRANSPORT_TCP;
 	strcpy(s->host, host);
 	strcpy(s->port, port);
+	s->tls = opts ? opts->tls : NULL;
+	s->insecure = opts && opts->insecure;
 	snprintf(peer, sizeof(peer), "%s:%s", host, port);
-	s->ctl_fd = rp_tcp_connect(host, port);
-	if (s->ctl_fd < 0) {
-		ret = s->ctl_fd;
-		rp_err("cannot connect to rpage-server at %s: %s", peer,
-		       ret == -ENOENT ? "name does not resolve" : strerror(-ret));
-		goto fail;
-	}
-	ret = rp_tcp_hello(s->ctl_fd, RP_ROLE_CONTROL, 0, &ack, peer);
+	ret = rp_source_dial(s, RP_ROLE_CONTROL, &s->ctl, &ack);
 	if (ret)
 		goto fail;
+	rp_info("connected to %s: %s", peer, s->ctl.desc);
 	s->session = ack.session;
 	s->features = ack.features;
 	ret = fetch_regions(s, peer);
@@ -214,8 +217,7 @@ RP_EXPORT void rpage_source_close(struct rpage_source *src)
 {
 	if (!src)
 		return;
-	if (src->ctl_fd >= 0)
-		close(src->ctl_fd);
+	rp_conn_close(&src->ctl);
 	if (src->local_fd >= 0)
 		close(src->local_fd);
 	free(src->regions);
@@ -244,9 +246,61 @@ void rp_source_notify_done(struct rpage_source *src, uint32_t region)
 	uint8_t b[4] = { (uint8_t)region, (uint8_t)(region >> 8),
 			 (uint8_t)(region >> 16), (uint8_t)(region >> 24) };
 
-	if (src->ctl_fd < 0)
+	if (src->ctl.fd < 0)
 		return;
 	pthread_mutex_lock(&src->ctl_lock);
-	rp_send_frame(src->ctl_fd, RP_MSG_DONE, 0, b, sizeof(b));
+	rp_conn_send_frame(&src->ctl, RP_MSG_DONE, 0, b, sizeof(b));
 	pthread_mutex_unlock(&src->ctl_lock);
+}
+
+RP_EXPORT int rpage_source_security(const struct rpage_source *src,
+				    char *buf, size_t len)
+{
+	if (src->transport == RPAGE_TRANSPORT_LOCAL)
+		snprintf(buf, len, "local file");
+	else if (src->ctl.mode == RP_CONN_PLAIN)
+		snprintf(buf, len, "plain TCP (no credentials%s)",
+			 src->insecure ? ", --insecure" : ", loopback");
+	else
+		snprintf(buf, len, "%s", src->ctl.desc);
+	return 0;
+}
+
+int rp_source_dial(struct rpage_source *src, enum rp_role role,
+		   struct rp_conn *out, struct rp_hello_ack *ack)
+{
+	char peer[300];
+	int fd, ret;
+
+	snprintf(peer, sizeof(peer), "%s:%s", src->host, src->port);
+	fd = rp_tcp_connect(src->host, src->port);
+	if (fd < 0) {
+		rp_err("cannot connect to rpage-server at %s: %s", peer,
+		       fd == -ENOENT ? "name does not resolve" : strerror(-fd));
+		return fd;
+	}
+	rp_conn_init(out, fd);
+	if (!src->tls && !src->insecure && !rp_fd_peer_is_loopback(fd)) {
+		rp_err("refusing to fetch memory from %s without authentication: give credentials (--psk-file FILE, or --tls-cert/--tls-key/--tls-ca) or say --insecure",
+		       peer);
+		ret = -EACCES;
+		goto fail;
+	}
+	ret = rp_conn_set_deadline(out, rp_now_ns() +
+					       RP_DIAL_MS * 1000000ull);
+	if (!ret && src->tls)
+		ret = rp_tls_client(out, src->tls, src->host);
+	if (!ret)
+		ret = rp_tcp_hello(out, role, role == RP_ROLE_CONTROL
+					      ? 0 : src->session, ack, peer);
+	if (ret == -ETIMEDOUT)
+		rp_err("server %s: no answer to the hello within %d ms", peer,
+		       RP_DIAL_MS);
+	if (!ret)
+		ret = rp_conn_set_deadline(out, 0);
+	if (!ret)
+		return 0;
+fail:
+	rp_conn_close(out);
+	return ret;
 }

@@ -5,10 +5,16 @@
  *
  * Set-up (rp_rdma_source_setup, after the TCP control session's HELLO and
  * region table): pick a device with an ACTIVE port, ask the server for its
- * rdma_cm port (RDMA_INFO), open a first connection naming the session in
- * the CONNECT's private data, then fetch the key table (RDMA_KEYS:
- * {addr, rkey, length} per registered chunk of every region). That first
- * connection is kept for the first urgent channel.
+ * rdma_cm port (RDMA_INFO), then open a first connection. Every
+ * connection takes three steps (chan_connect): a one-time ticket from the
+ * control connection (RDMA_TICKET), the CONNECT naming the session and
+ * the ticket in its private data, and then that connection's own key
+ * table from the control connection (RDMA_KEYS: {addr, rkey, length} per
+ * chunk of every region, addresses zero-based; the keys may be memory
+ * windows that work on this connection's QP only). Keys and tickets only
+ * ever travel on the control connection, which is TLS when the source
+ * has credentials. That first connection is kept for the first urgent
+ * channel.
  *
  * Channels: each role (urgent faults, bulk fill) has its own rdma_cm
  * connection, PD, CQ and completion channel, so a fault never waits
@@ -56,8 +62,6 @@ struct rp_rdma_source {
 	uint16_t port;
 	uint8_t ack_timeout;
 	uint64_t spin_ns;
-	struct rp_rdma_region_keys *keys;
-	unsigned nkeys;
 	struct rp_chan *spare; /* the set-up connection, for the first user */
 };
 
@@ -78,6 +82,10 @@ struct rdma_chan {
 	struct ibv_cq *cq;
 	bool connected;
 	bool broken;          /* an error ended this channel */
+	uint8_t ticket[RP_RDMA_TICKET_LEN];
+	struct rp_rdma_region_keys *keys; /* this connection's keys */
+	unsigned nkeys;
+	uint32_t keys_flags;
 	int aborted;          /* atomic */
 	int abort_efd;
 	unsigned outstanding; /* READs posted, not completed */
@@ -237,7 +245,7 @@ static int grow_wrs(struct rdma_chan *rc, unsigned need)
 static int build_wrs(struct rdma_chan *rc, uint32_t region,
 		     const struct rp_fetch *f, unsigned n)
 {
-	const struct rp_rdma_region_keys *k = &rc->rs->keys[region];
+	const struct rp_rdma_region_keys *k = &rc->keys[region];
 	unsigned w = 0;
 	size_t need = 0;
 	int ret;
@@ -319,7 +327,7 @@ static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		return -ENOTCONN;
 	if (__atomic_load_n(&rc->aborted, __ATOMIC_ACQUIRE))
 		return -ECANCELED;
-	if (region >= rc->rs->nkeys)
+	if (region >= rc->nkeys)
 		return -EINVAL;
 	if (!rc->node_bound) {
 		/* completion handling on the device's NUMA node */
@@ -464,6 +472,8 @@ static void rdma_close(struct rp_chan *ch)
 	free(rc->wr);
 	free(rc->sge);
 	free(rc->wr_off);
+	rp_rdma_keys_free(rc->keys, rc->nkeys);
+	memset(rc->ticket, 0, sizeof(rc->ticket));
 	free(rc);
 }
 
@@ -473,6 +483,84 @@ static const struct rp_chan_ops rdma_ops = {
 	.close = rdma_close,
 	.reg_buf = rdma_reg_buf,
 };
+
+int rp_rdma_ctl_call(struct rpage_source *s, uint16_t type, const void *req,
+		     uint32_t req_len, uint16_t want, uint8_t *buf,
+		     uint32_t cap, struct rp_hdr *h, const char *peer)
+{
+	const char *why = NULL;
+	int ret;
+
+	pthread_mutex_lock(&s->ctl_lock);
+	ret = rp_conn_send_frame(&s->ctl, type, 3, req, req_len);
+	if (!ret)
+		ret = rp_conn_recv_frame(&s->ctl, h, buf, cap, &why);
+	pthread_mutex_unlock(&s->ctl_lock);
+	if (ret == -EPROTO) {
+		rp_err("server %s: %s", peer, why ? why : "protocol error");
+		return ret;
+	}
+	if (ret)
+		return ret;
+	if (h->type == RP_MSG_ERROR) {
+		struct rp_error e;
+
+		if (rp_error_decode(buf, h->len, &e, &why))
+			return -EPROTO;
+		rp_err("server %s refused %s: %s", peer,
+		       rp_rdma_msg_name(type), e.msg);
+		/* EBUSY: a limit; the control connection goes on */
+		return e.code == EBUSY ? -EBUSY : -EPROTO;
+	}
+	if (h->type != want) {
+		rp_err("server %s answered %s with something else", peer,
+		       rp_rdma_msg_name(type));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int rp_rdma_ticket(struct rpage_source *src, uint8_t *tk, const char *peer)
+{
+	uint8_t buf[64];
+	struct rp_hdr h;
+	int ret;
+
+	ret = rp_rdma_ctl_call(src, RP_MSG_RDMA_TICKET_REQ, NULL, 0,
+			       RP_MSG_RDMA_TICKET, buf, sizeof(buf), &h, peer);
+	if (!ret && h.len != RP_RDMA_TICKET_LEN) {
+		rp_err("server %s: RDMA_TICKET has the wrong length", peer);
+		ret = -EPROTO;
+	}
+	if (!ret)
+		memcpy(tk, buf, RP_RDMA_TICKET_LEN);
+	memset(buf, 0, sizeof(buf));
+	return ret;
+}
+
+int rp_rdma_keys(struct rpage_source *src, const uint8_t *tk,
+		 struct rp_rdma_region_keys **keys, unsigned *nkeys,
+		 uint32_t *flags, const char *peer)
+{
+	uint8_t *buf = malloc(RP_RDMA_KEYS_MAX);
+	const char *why = NULL;
+	struct rp_hdr h;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = rp_rdma_ctl_call(src, RP_MSG_RDMA_KEYS_REQ, tk,
+			       RP_RDMA_TICKET_LEN, RP_MSG_RDMA_KEYS, buf,
+			       RP_RDMA_KEYS_MAX, &h, peer);
+	if (!ret && rp_rdma_keys_decode(buf, h.len, src->regions,
+					src->nregions, keys, nkeys, flags,
+					&why)) {
+		rp_err("server %s: %s", peer, why ? why : "bad RDMA_KEYS");
+		ret = -EPROTO;
+	}
+	free(buf);
+	return ret;
+}
 
 /*
  * The steps of opening a channel (chan_connect below), in order. Each
@@ -588,19 +676,30 @@ static int chan_setup_qp(struct rdma_chan *rc, struct ibv_device_attr *da,
 	return rp_rdma_err(rdma_create_qp(rc->id, rc->pd, &qa));
 }
 
-/* Connects, naming the session and the role in the private data (the
- * server checks both), and waits until the connection is established. */
+/* A one-time ticket for this connection's CONNECT, from the (TLS)
+ * control connection. */
+static int chan_ticket(struct rdma_chan *rc, const char **what)
+{
+	*what = "getting a ticket on the control connection";
+	return rp_rdma_ticket(rc->src, rc->ticket, rc->peer);
+}
+
+/* Connects, naming the session, the role and the ticket in the private
+ * data (the server checks all three), and waits until the connection is
+ * established. */
 static int chan_establish(struct rdma_chan *rc, enum rp_role role,
 			  const struct ibv_device_attr *da, const char **what)
 {
 	struct rdma_conn_param cp = { 0 };
-	struct rp_rdma_conn conn = { .version = RP_VERSION,
+	struct rp_rdma_conn conn = { .version = RP_RDMA_CONN_VERSION,
 				     .role = (uint8_t)role,
 				     .session = rc->src->session };
 	uint8_t priv[RP_RDMA_CONN_LEN];
 	int ret;
 
+	memcpy(conn.ticket, rc->ticket, sizeof(conn.ticket));
 	rp_rdma_conn_encode(priv, &conn);
+	memset(conn.ticket, 0, sizeof(conn.ticket));
 	cp.private_data = priv;
 	cp.private_data_len = sizeof(priv);
 	cp.initiator_depth = (uint8_t)RP_MIN(da->max_qp_init_rd_atom, 16);
@@ -613,9 +712,19 @@ static int chan_establish(struct rdma_chan *rc, enum rp_role role,
 		ret = rp_rdma_wait_event(rc->cmch, rc->id,
 					 RDMA_CM_EVENT_ESTABLISHED,
 					 CM_TIMEOUT_MS, rc->peer);
+	memset(priv, 0, sizeof(priv));
 	if (!ret)
 		rc->connected = true;
 	return ret;
+}
+
+/* This connection's keys (memory windows bound to its QP where the
+ * server's device has them), from the control connection. */
+static int chan_keys(struct rdma_chan *rc, const char **what)
+{
+	*what = "getting this connection's keys on the control connection";
+	return rp_rdma_keys(rc->src, rc->ticket, &rc->keys, &rc->nkeys,
+			    &rc->keys_flags, rc->peer);
 }
 
 /* Opens one rdma_cm connection for @role of @src's session; @quiet logs a
@@ -636,7 +745,11 @@ static int chan_connect(struct rpage_source *src, struct rp_rdma_source *rs,
 	if (!ret)
 		ret = chan_setup_qp(rc, &da, &what);
 	if (!ret)
+		ret = chan_ticket(rc, &what);
+	if (!ret)
 		ret = chan_establish(rc, role, &da, &what);
+	if (!ret)
+		ret = chan_keys(rc, &what);
 	if (ret) {
 		if (quiet)
 			rp_info("RDMA to %s: %s failed: %s%s", rc->peer, what,
@@ -677,41 +790,6 @@ int rp_rdma_chan_open(struct rpage_source *src, enum rp_role role,
 	if (ret)
 		return ret;
 	*out = &rc->ch;
-	return 0;
-}
-
-/* One request/answer on the control connection. */
-static int ctl_call(struct rpage_source *s, uint16_t type, uint16_t want,
-		    uint8_t *buf, uint32_t cap, struct rp_hdr *h,
-		    const char *peer)
-{
-	const char *why = NULL;
-	int ret;
-
-	pthread_mutex_lock(&s->ctl_lock);
-	ret = rp_send_frame(s->ctl_fd, type, 3, NULL, 0);
-	if (!ret)
-		ret = rp_recv_frame(s->ctl_fd, h, buf, cap, &why);
-	pthread_mutex_unlock(&s->ctl_lock);
-	if (ret == -EPROTO) {
-		rp_err("server %s: %s", peer, why ? why : "protocol error");
-		return ret;
-	}
-	if (ret)
-		return ret;
-	if (h->type == RP_MSG_ERROR) {
-		struct rp_error e;
-
-		if (!rp_error_decode(buf, h->len, &e, &why))
-			rp_err("server %s refused %s: %s", peer,
-			       rp_rdma_msg_name(type), e.msg);
-		return -EPROTO;
-	}
-	if (h->type != want) {
-		rp_err("server %s answered %s with something else", peer,
-		       rp_rdma_msg_name(type));
-		return -EPROTO;
-	}
 	return 0;
 }
 
@@ -772,8 +850,8 @@ int rp_rdma_source_setup(struct rpage_source *s,
 		free(rs);
 		return -ENOMEM;
 	}
-	ret = ctl_call(s, RP_MSG_RDMA_INFO_REQ, RP_MSG_RDMA_INFO, buf, 64, &h,
-		       peer);
+	ret = rp_rdma_ctl_call(s, RP_MSG_RDMA_INFO_REQ, NULL, 0,
+			       RP_MSG_RDMA_INFO, buf, 64, &h, peer);
 	if (!ret && rp_rdma_info_decode(buf, h.len, &info, &why)) {
 		rp_err("server %s: %s", peer, why);
 		ret = -EPROTO;
@@ -809,38 +887,26 @@ int rp_rdma_source_setup(struct rpage_source *s,
 				peer);
 		goto fail;
 	}
-	s->rdma = rs; /* the keys decoder reads the region table only */
-	ret = ctl_call(s, RP_MSG_RDMA_KEYS_REQ, RP_MSG_RDMA_KEYS, buf,
-		       RP_RDMA_KEYS_MAX, &h, peer);
-	if (!ret && rp_rdma_keys_decode(buf, h.len, s->regions, s->nregions,
-					&rs->keys, &rs->nkeys, &why)) {
-		rp_err("server %s: %s", peer, why ? why : "bad RDMA_KEYS");
-		ret = -EPROTO;
-	}
-	s->rdma = NULL;
-	if (ret) {
-		/* the control session is in an unknown state: no fallback */
-		ret = ret == -ENOMEM ? ret : -EPROTO;
-		goto fail;
-	}
 	rs->spare = &probe->ch;
 	s->rdma = rs;
 	free(buf);
 	{
 		unsigned nchunks = 0;
 
-		for (unsigned i = 0; i < rs->nkeys; i++)
-			nchunks += rs->keys[i].nchunks;
-		rp_info("transport %s: using rdma on %s (server %s, rdma_cm port %u, %u region%s in %u memory region%s)",
+		for (unsigned i = 0; i < probe->nkeys; i++)
+			nchunks += probe->keys[i].nchunks;
+		rp_info("transport %s: using rdma on %s (server %s, rdma_cm port %u, %u region%s in %u memory region%s, %s)",
 			need ? "rdma" : "auto", probe->dev, s->host, rs->port,
-			rs->nkeys, rs->nkeys == 1 ? "" : "s", nchunks,
-			nchunks == 1 ? "" : "s");
+			probe->nkeys, probe->nkeys == 1 ? "" : "s", nchunks,
+			nchunks == 1 ? "" : "s",
+			probe->keys_flags & RP_RDMA_KEYS_MW
+				? "keys bound to each connection's QP"
+				: "keys of the session's memory regions");
 	}
 	return 0;
 fail:
 	if (probe)
 		rdma_close(&probe->ch);
-	rp_rdma_keys_free(rs->keys, rs->nkeys);
 	free(rs);
 	free(buf);
 	return ret;
@@ -852,7 +918,6 @@ void rp_rdma_source_free(struct rp_rdma_source *rs)
 		return;
 	if (rs->spare)
 		rs->spare->ops->close(rs->spare);
-	rp_rdma_keys_free(rs->keys, rs->nkeys);
 	free(rs);
 }
 

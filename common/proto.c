@@ -4,8 +4,9 @@
 #include <sys/uio.h>
 
 #include "proto.h"
-#include "wire.h"
 #include "rp.h"
+#include "tls.h"
+#include "wire.h"
 
 static const char *const msg_names[] = {
 	[0] = "INVALID",
@@ -219,6 +220,11 @@ int rp_regions_decode(const uint8_t *p, size_t len,
 			free(r);
 			FAIL("REGIONS entry invalid (id, page size, length or name)");
 		}
+		for (size_t k = 24 + r[i].name_len; k < es; k++)
+			if (e[k]) {
+				free(r);
+				FAIL("REGIONS entry name padding is not zero");
+			}
 		memcpy(r[i].name, e + 24, r[i].name_len);
 		r[i].name[r[i].name_len] = 0;
 		pos += es;
@@ -304,39 +310,28 @@ int rp_error_decode(const uint8_t *p, size_t len, struct rp_error *m,
 		FAIL("ERROR message length wrong");
 	memcpy(m->msg, p + 8, m->msg_len);
 	m->msg[m->msg_len] = 0;
+	/* no terminal control from the peer: C0, DEL, C1 and every other
+	 * byte outside printable ASCII becomes '?' */
 	for (unsigned i = 0; i < m->msg_len; i++)
-		if ((unsigned char)m->msg[i] < 0x20)
-			m->msg[i] = '?'; /* no terminal control from the peer */
+		if ((unsigned char)m->msg[i] < 0x20 ||
+		    (unsigned char)m->msg[i] >= 0x7f)
+			m->msg[i] = '?';
 	return 0;
 }
 
+/* The plain-socket forms: a connection without TLS around @fd. */
 int rp_send_frame(int fd, uint16_t type, uint64_t tag, const void *payload,
 		  uint32_t len)
 {
-	struct rp_hdr h = { .type = type, .len = len, .tag = tag };
-	uint8_t hb[RP_HDR_LEN];
-	struct iovec iov[2] = {
-		{ hb, sizeof(hb) },
-		{ (void *)payload, len },
-	};
+	struct rp_conn c = { .fd = fd };
 
-	rp_hdr_encode(hb, &h);
-	return rp_sendv_full(fd, iov, len ? 2 : 1);
+	return rp_conn_send_frame(&c, type, tag, payload, len);
 }
 
 int rp_recv_frame(int fd, struct rp_hdr *h, void *payload, uint32_t cap,
 		  const char **why)
 {
-	uint8_t hb[RP_HDR_LEN];
-	int ret;
+	struct rp_conn c = { .fd = fd };
 
-	ret = rp_read_full(fd, hb, sizeof(hb));
-	if (ret)
-		return ret;
-	ret = rp_hdr_decode(hb, h, why);
-	if (ret)
-		return ret;
-	if (h->len > cap)
-		FAIL("frame larger than expected here");
-	return rp_read_full(fd, payload, h->len);
+	return rp_conn_recv_frame(&c, h, payload, cap, why);
 }

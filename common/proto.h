@@ -72,10 +72,14 @@ struct rp_hdr {
 	uint64_t tag; /* echoed in the reply */
 };
 
+/* HELLO auth_type: the connection's own authentication is the TLS
+ * handshake before HELLO; 0 is the only value sent, others are refused. */
+#define RP_AUTH_NONE 0
+
 struct rp_hello {
 	uint16_t ver_min, ver_max;
 	uint8_t role;
-	uint8_t auth_type; /* 0: none (room for authentication) */
+	uint8_t auth_type; /* RP_AUTH_NONE */
 	uint16_t auth_len;
 	uint64_t features;
 	uint64_t session; /* 0: new session; else join an existing one */

@@ -17,6 +17,10 @@ const char *rp_rdma_msg_name(unsigned type)
 		return "RDMA_KEYS_REQ";
 	case RP_MSG_RDMA_KEYS:
 		return "RDMA_KEYS";
+	case RP_MSG_RDMA_TICKET_REQ:
+		return "RDMA_TICKET_REQ";
+	case RP_MSG_RDMA_TICKET:
+		return "RDMA_TICKET";
 	}
 	return "UNKNOWN";
 }
@@ -51,12 +55,12 @@ size_t rp_rdma_keys_size(const struct rp_rdma_region_keys *r, unsigned n)
 }
 
 size_t rp_rdma_keys_encode(uint8_t *out, const struct rp_rdma_region_keys *r,
-			   unsigned n)
+			   unsigned n, uint32_t flags)
 {
 	uint8_t *p = out;
 
 	put32(p, n);
-	put32(p + 4, 0);
+	put32(p + 4, flags);
 	p += RP_RDMA_KEYS_HDR;
 	for (unsigned i = 0; i < n; i++) {
 		put32(p, r[i].id);
@@ -126,8 +130,8 @@ static int keys_region(const uint8_t **pp, size_t *left, uint32_t want_id,
 		p += RP_RDMA_KEYS_CHUNK;
 		if (ch->length == 0 || ch->length % k->page_size)
 			FAIL("RDMA_KEYS chunk length is zero or not a multiple of the page size");
-		if (ch->addr + ch->length < ch->addr)
-			FAIL("RDMA_KEYS chunk address range wraps");
+		if (ch->addr != sum)
+			FAIL("RDMA_KEYS chunk address is not its offset in the region (addresses are zero-based)");
 		if (ch->length > k->length - sum)
 			FAIL("RDMA_KEYS chunk lengths exceed the region length");
 		sum += ch->length;
@@ -142,10 +146,10 @@ static int keys_region(const uint8_t **pp, size_t *left, uint32_t want_id,
 int rp_rdma_keys_decode(const uint8_t *p, size_t len,
 			const struct rp_region_desc *desc, unsigned ndesc,
 			struct rp_rdma_region_keys **out, unsigned *n,
-			const char **why)
+			uint32_t *flags, const char **why)
 {
 	struct rp_rdma_region_keys *r;
-	uint32_t cnt;
+	uint32_t cnt, fl;
 	size_t left;
 	int ret = 0;
 
@@ -156,8 +160,9 @@ int rp_rdma_keys_decode(const uint8_t *p, size_t len,
 	if (len > RP_RDMA_KEYS_MAX)
 		FAIL("RDMA_KEYS is beyond the size limit");
 	cnt = get32(p);
-	if (get32(p + 4))
-		FAIL("RDMA_KEYS reserved field set");
+	fl = get32(p + 4);
+	if (fl & ~RP_RDMA_KEYS_MW)
+		FAIL("RDMA_KEYS has unknown flags");
 	if (cnt > RP_MAX_REGIONS)
 		FAIL("RDMA_KEYS region count beyond the limit");
 	if (cnt != ndesc)
@@ -182,6 +187,8 @@ int rp_rdma_keys_decode(const uint8_t *p, size_t len,
 	}
 	*out = r;
 	*n = cnt;
+	if (flags)
+		*flags = fl;
 	return 0;
 }
 
@@ -193,6 +200,7 @@ size_t rp_rdma_conn_encode(uint8_t out[RP_RDMA_CONN_LEN],
 	out[6] = m->role;
 	out[7] = 0;
 	put64(out + 8, m->session);
+	memcpy(out + 16, m->ticket, RP_RDMA_TICKET_LEN);
 	return RP_RDMA_CONN_LEN;
 }
 
@@ -215,7 +223,8 @@ int rp_rdma_conn_decode(const void *data, size_t len, struct rp_rdma_conn *m,
 	if (p[7])
 		FAIL("RDMA connection private data reserved byte set");
 	m->session = get64(p + 8);
-	if (m->version != RP_VERSION)
+	memcpy(m->ticket, p + 16, RP_RDMA_TICKET_LEN);
+	if (m->version != RP_RDMA_CONN_VERSION)
 		FAIL("RDMA connection for another protocol version");
 	if (m->role != RP_ROLE_URGENT && m->role != RP_ROLE_BULK)
 		FAIL("RDMA connection with an invalid role");

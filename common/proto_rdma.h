@@ -6,22 +6,30 @@
  * -EPROTO with a reason in *why.
  *
  * Control-session messages (on the TCP control connection, after HELLO
- * with RP_FEAT_RDMA acknowledged):
- *   RDMA_INFO_REQ  C->S  empty
- *   RDMA_INFO      S->C  u16 port, u16 0, u32 0   (port 0: no RDMA here)
- *   RDMA_KEYS_REQ  C->S  empty; after an RDMA connection of this session
- *                        has been established
- *   RDMA_KEYS      S->C  the region table for one-sided READs:
- *       u32 nregions, u32 0, then per region
+ * with RP_FEAT_RDMA acknowledged; with credentials that connection is
+ * authenticated and encrypted, so nothing below is seen by anyone else):
+ *   RDMA_INFO_REQ    C->S  empty
+ *   RDMA_INFO        S->C  u16 port, u16 0, u32 0   (port 0: no RDMA here)
+ *   RDMA_TICKET_REQ  C->S  empty: the client is about to open an RDMA
+ *                          connection
+ *   RDMA_TICKET      S->C  16 random bytes, good for one CONNECT of this
+ *                          session within 30 s
+ *   RDMA_KEYS_REQ    C->S  the 16-byte ticket of an accepted connection
+ *   RDMA_KEYS        S->C  the keys for one-sided READs on that connection:
+ *       u32 nregions, u32 flags (bit 0: memory windows bound to that
+ *       connection's QP), then per region
  *         u32 id, u32 page_size, u64 length, u32 nchunks, u32 0, then per
  *         chunk u64 addr, u64 length, u32 rkey, u32 0
  *       Chunks cover the region in order (a region larger than the
  *       device's max_mr_size is split), each a positive multiple of the
- *       page size, summing to the region's length.
+ *       page size, summing to the region's length. Addresses are
+ *       zero-based: a chunk's addr is its offset in the region, never a
+ *       virtual address of the server.
  *
- * rdma_cm private data of a CONNECT (not a frame):
- *   u32 magic "RPRD", u16 version, u8 role, u8 0, u64 session   (16 bytes;
- *   the transport may pad it with zeros, which the decoder accepts)
+ * rdma_cm private data of a CONNECT (not a frame, not encrypted):
+ *   u32 magic "RPRD", u16 version, u8 role, u8 0, u64 session,
+ *   u8 ticket[16]   (32 bytes; the transport may pad it with zeros, which
+ *   the decoder accepts)
  */
 #ifndef RP_PROTO_RDMA_H
 #define RP_PROTO_RDMA_H
@@ -36,12 +44,18 @@ enum rp_rdma_msg_type {
 	RP_MSG_RDMA_INFO = 17,
 	RP_MSG_RDMA_KEYS_REQ = 18,
 	RP_MSG_RDMA_KEYS = 19,
-	RP_MSG_RDMA_TYPE_MAX = 19,
+	RP_MSG_RDMA_TICKET_REQ = 20,
+	RP_MSG_RDMA_TICKET = 21,
+	RP_MSG_RDMA_TYPE_MAX = 21,
 };
 
 #define RP_RDMA_INFO_LEN 8
+#define RP_RDMA_TICKET_LEN 16
 #define RP_RDMA_CONN_MAGIC 0x44525052u /* "RPRD" */
-#define RP_RDMA_CONN_LEN 16
+#define RP_RDMA_CONN_VERSION 2
+#define RP_RDMA_CONN_LEN 32
+/* RDMA_KEYS flags */
+#define RP_RDMA_KEYS_MW 1u /* keys of memory windows bound to one QP */
 /* rdma_cm carries at most 56 bytes of private data on a CONNECT (IB/RoCE) */
 #define RP_RDMA_CONN_MAX 56
 /* Memory regions one region may be split into. */
@@ -74,6 +88,7 @@ struct rp_rdma_conn {
 	uint16_t version;
 	uint8_t role;     /* RP_ROLE_URGENT or RP_ROLE_BULK */
 	uint64_t session; /* the control session's token */
+	uint8_t ticket[RP_RDMA_TICKET_LEN]; /* from RDMA_TICKET, once */
 };
 
 const char *rp_rdma_msg_name(unsigned type);
@@ -85,17 +100,18 @@ int rp_rdma_info_decode(const uint8_t *p, size_t len, struct rp_rdma_info *m,
 /* Bytes rp_rdma_keys_encode writes for these regions. */
 size_t rp_rdma_keys_size(const struct rp_rdma_region_keys *r, unsigned n);
 size_t rp_rdma_keys_encode(uint8_t *out, const struct rp_rdma_region_keys *r,
-			   unsigned n);
+			   unsigned n, uint32_t flags);
 /*
  * Decodes and validates an RDMA_KEYS payload against the region table the
  * client already has (@desc, @ndesc: ids, lengths and page sizes must
- * match). Allocates *out (n entries, each with its chunks; free with
- * rp_rdma_keys_free).
+ * match; every chunk's addr must be its offset in the region). Allocates
+ * *out (n entries, each with its chunks; free with rp_rdma_keys_free);
+ * *flags gets the header's flags (may be NULL).
  */
 int rp_rdma_keys_decode(const uint8_t *p, size_t len,
 			const struct rp_region_desc *desc, unsigned ndesc,
 			struct rp_rdma_region_keys **out, unsigned *n,
-			const char **why);
+			uint32_t *flags, const char **why);
 void rp_rdma_keys_free(struct rp_rdma_region_keys *r, unsigned n);
 
 size_t rp_rdma_conn_encode(uint8_t out[RP_RDMA_CONN_LEN],

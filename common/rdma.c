@@ -62,6 +62,19 @@ int rp_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access,
 	return 0;
 }
 
+int rp_ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t len,
+		       uint64_t iova, int access, struct ibv_mr **out)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = ibv_reg_mr_iova(pd, addr, len, iova, access);
+	if (!mr)
+		return errno ? -errno : -EIO;
+	*out = mr;
+	return 0;
+}
+
 int rp_ibv_dereg_mr(struct ibv_mr *mr)
 {
 	int ret = ibv_dereg_mr(mr);

@@ -36,6 +36,10 @@ int rp_ibv_req_notify_cq(struct ibv_cq *cq);
 int rp_ibv_get_cq_event(struct ibv_comp_channel *cc);
 int rp_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access,
 		  struct ibv_mr **out);
+/* Registers with the given I/O virtual address: the remote end sees
+ * @iova, never @addr (zero-based registration). */
+int rp_ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t len,
+		       uint64_t iova, int access, struct ibv_mr **out);
 int rp_ibv_dereg_mr(struct ibv_mr *mr);
 /* Moves @qp to the error state: outstanding work requests are flushed. */
 int rp_ibv_qp_to_error(struct ibv_qp *qp);

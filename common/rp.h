@@ -59,6 +59,9 @@ int rp_write_full(int fd, const void *buf, size_t len);
  * consumed: it is advanced past what was sent). 0 or -errno. */
 struct iovec;
 int rp_sendv_full(int fd, struct iovec *iov, int n);
+/* Moves @mh's iovec array past @n bytes that were sent. */
+struct msghdr;
+void rp_iov_advance(struct msghdr *mh, size_t n);
 
 /* Adds 1 to an eventfd (how every thread here is told to stop or look);
  * 0 or -errno (an eventfd that is already full counts as signalled). */

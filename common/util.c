@@ -52,6 +52,11 @@ void rp_log(enum rpage_log_level lvl, const char *func, const char *fmt, ...)
 	if (n > 0 && (size_t)n < sizeof(buf))
 		vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
 	va_end(ap);
+#ifdef RP_FUZZ_QUIET
+	/* fuzzing builds format every message (that is fuzzed too) and
+	 * write none: millions of runs would only print rejections */
+	return;
+#endif
 	/* one write per line so lines from threads do not interleave */
 	fprintf(stderr, "%s\n", buf);
 }
@@ -106,17 +111,22 @@ int rp_sendv_full(int fd, struct iovec *iov, int n)
 				continue;
 			return -errno;
 		}
-		while (mh.msg_iovlen && (size_t)r >= mh.msg_iov->iov_len) {
-			r -= (ssize_t)mh.msg_iov->iov_len;
-			mh.msg_iov++;
-			mh.msg_iovlen--;
-		}
-		if (mh.msg_iovlen) {
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + r;
-			mh.msg_iov->iov_len -= (size_t)r;
-		}
+		rp_iov_advance(&mh, (size_t)r);
 	}
 	return 0;
+}
+
+void rp_iov_advance(struct msghdr *mh, size_t n)
+{
+	while (mh->msg_iovlen && n >= mh->msg_iov->iov_len) {
+		n -= mh->msg_iov->iov_len;
+		mh->msg_iov++;
+		mh->msg_iovlen--;
+	}
+	if (mh->msg_iovlen) {
+		mh->msg_iov->iov_base = (char *)mh->msg_iov->iov_base + n;
+		mh->msg_iov->iov_len -= n;
+	}
 }
 
 int rp_efd_signal(int efd)

@@ -79,6 +79,10 @@ void bench_target(FILE *f, const char *what, double value, double limit,
 		  bool at_least);
 
 /* ---- perf/env.c: image, server, sources, raw baselines ---- */
+/* The "tls" line: TCP with TLS 1.3 (PSK), beside the plain "tcp" one. */
+#define BENCH_T_TLS ((enum rpage_transport)16)
+const char *bench_transport_name(enum rpage_transport t);
+
 struct bench_env {
 	int memfd;              /* the image (also the local source) */
 	uint64_t img_len;
@@ -88,19 +92,25 @@ struct bench_env {
 	char host[256], port[32];
 	char local_path[64];
 	char rdma_why[320];     /* why the in-process server has no RDMA */
+	/* the "tls" line: its credentials (--psk-file, or a key made for the
+	 * run) and, in-process, a second server that requires them */
+	struct rpage_tls *tls;
+	struct rpage_server *tls_srv;
+	char tls_port[32];
 };
 /* In-process server on @host (NULL: 127.0.0.1), also listening for RDMA
- * when @rdma, when @connect is NULL; else a running one at @connect. */
+ * when @rdma, when @connect is NULL; else a running one at @connect,
+ * reached with the key in @psk_file (may be NULL). */
 int bench_env_open(struct bench_env *e, const char *connect,
 		   uint64_t img_len, uint32_t psize);
 int bench_env_open_ex(struct bench_env *e, const char *connect,
 		      const char *host, bool rdma, uint64_t img_len,
-		      uint32_t psize);
+		      uint32_t psize, const char *psk_file);
 void bench_env_close(struct bench_env *e);
 /* A source for transport @t; on failure writes the reason into @why. */
 int bench_env_source(struct bench_env *e, enum rpage_transport t,
 		     struct rpage_source **out, char *why, size_t wl);
-/* "local,tcp,rdma" -> up to @max transports; count or -1. */
+/* "local,tcp,tls,rdma" -> up to @max transports; count or -1. */
 int bench_parse_transports(const char *s, enum rpage_transport *t,
 			   unsigned max);
 
@@ -124,10 +134,11 @@ struct bench_base {
 };
 /* The benchmarks' common start: the library's log down to warnings
  * (unless RPAGE_LOG says otherwise), then bench_env_open_ex, with RDMA
- * when one of the @nt transports @ts is rdma. 0 or -errno. */
+ * when one of the @nt transports @ts is rdma, and @psk_file (may be NULL)
+ * for the tls line. 0 or -errno. */
 int bench_base_open(struct bench_base *bb, const char *connect,
 		    const char *host, const enum rpage_transport *ts, int nt,
-		    uint64_t img_len, uint32_t psize);
+		    uint64_t img_len, uint32_t psize, const char *psk_file);
 /* Closes whatever of @bb is open. */
 void bench_base_close(struct bench_base *bb);
 /* A plain TCP server thread on loopback and one connected client. */

@@ -24,15 +24,42 @@
 #include "../common/rp.h"
 #include "bench.h"
 
+const char *bench_transport_name(enum rpage_transport t)
+{
+	return t == BENCH_T_TLS ? "tls" : rpage_transport_name(t);
+}
+
+/* Credentials for the "tls" line: the user's key file, or a fresh key
+ * written to a private directory for this run and removed at once. */
+static int env_tls(struct bench_env *e, const char *psk_file)
+{
+	struct rpage_tls_opts o = { .psk_file = psk_file };
+	char dir[] = "/tmp/rpage-bench-key.XXXXXX", path[64];
+	int ret;
+
+	if (psk_file)
+		return rpage_tls_new(&o, &e->tls);
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(path, sizeof(path), "%s/keys.psk", dir);
+	o.psk_file = path;
+	ret = rpage_tls_gen_psk(path, "rpage-bench");
+	if (!ret)
+		ret = rpage_tls_new(&o, &e->tls);
+	unlink(path);
+	rmdir(dir);
+	return ret;
+}
+
 int bench_env_open(struct bench_env *e, const char *connect,
 		   uint64_t img_len, uint32_t psize)
 {
-	return bench_env_open_ex(e, connect, NULL, false, img_len, psize);
+	return bench_env_open_ex(e, connect, NULL, false, img_len, psize, NULL);
 }
 
 int bench_env_open_ex(struct bench_env *e, const char *connect,
 		      const char *host, bool rdma, uint64_t img_len,
-		      uint32_t psize)
+		      uint32_t psize, const char *psk_file)
 {
 	uint64_t chunk = 1 << 20;
 	char *buf;
@@ -42,9 +69,20 @@ int bench_env_open_ex(struct bench_env *e, const char *connect,
 	e->memfd = -1;
 	e->psize = psize;
 	e->img_len = img_len;
+	ret = env_tls(e, psk_file);
+	if (ret) {
+		fprintf(stderr, "rpage-bench: no credentials for the tls line: %s\n",
+			strerror(-ret));
+		return ret;
+	}
 	if (connect) {
 		struct rpage_source *s;
 		struct rpage_region_info ri;
+		/* the bench reads a test image: a plain remote server is
+		 * its operator's explicit choice */
+		struct rpage_connect_opts co = { .transport = RPAGE_TRANSPORT_TCP,
+						 .tls = psk_file ? e->tls : NULL,
+						 .insecure = 1 };
 
 		if (rp_split_hostport(connect, e->host, sizeof(e->host),
 				      e->port, sizeof(e->port))) {
@@ -53,8 +91,8 @@ int bench_env_open_ex(struct bench_env *e, const char *connect,
 			return -EINVAL;
 		}
 		e->remote = true;
-		ret = rpage_source_connect(e->host, e->port, RPAGE_TRANSPORT_TCP,
-					   &s);
+		snprintf(e->tls_port, sizeof(e->tls_port), "%s", e->port);
+		ret = rpage_source_connect_opts(e->host, e->port, &co, &s);
 		if (ret) {
 			fprintf(stderr, "rpage-bench: cannot reach rpage-server at %s: %s\n",
 				connect, strerror(-ret));
@@ -92,7 +130,11 @@ int bench_env_open_ex(struct bench_env *e, const char *connect,
 		return 0;
 	if (!host)
 		host = "127.0.0.1";
+	/* plain TCP on @host even beyond loopback: it serves a generated
+	 * image (the tls line measures the authenticated path) */
 	ret = rpage_server_new(&e->srv);
+	if (!ret)
+		ret = rpage_server_set_tls(e->srv, NULL, 1);
 	if (!ret)
 		ret = rpage_server_add_region_fd(e->srv, "bench", e->memfd,
 						 e->img_len, psize);
@@ -119,8 +161,37 @@ int bench_env_open_ex(struct bench_env *e, const char *connect,
 	return 0;
 }
 
+/* The in-process server of the "tls" line, on first use. */
+static int env_tls_server(struct bench_env *e, char *why, size_t wl)
+{
+	int ret = rpage_server_new(&e->tls_srv);
+
+	if (!ret)
+		ret = rpage_server_add_region_fd(e->tls_srv, "bench", e->memfd,
+						 e->img_len, e->psize);
+	if (ret >= 0)
+		ret = rpage_server_set_tls(e->tls_srv, e->tls, 0);
+	if (!ret)
+		ret = rpage_server_listen(e->tls_srv, e->host, "0");
+	if (!ret)
+		ret = rpage_server_start(e->tls_srv);
+	if (ret) {
+		snprintf(why, wl, "tls: the in-process TLS server: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	snprintf(e->tls_port, sizeof(e->tls_port), "%d",
+		 rpage_server_port(e->tls_srv));
+	return 0;
+}
+
 void bench_env_close(struct bench_env *e)
 {
+	if (e->tls_srv)
+		rpage_server_free(e->tls_srv);
+	e->tls_srv = NULL;
+	rpage_tls_free(e->tls);
+	e->tls = NULL;
 	if (e->srv)
 		rpage_server_free(e->srv);
 	if (e->memfd >= 0)
@@ -131,7 +202,7 @@ void bench_env_close(struct bench_env *e)
 
 int bench_base_open(struct bench_base *bb, const char *connect,
 		    const char *host, const enum rpage_transport *ts, int nt,
-		    uint64_t img_len, uint32_t psize)
+		    uint64_t img_len, uint32_t psize, const char *psk_file)
 {
 	bool want_rdma = false;
 	int ret;
@@ -141,7 +212,7 @@ int bench_base_open(struct bench_base *bb, const char *connect,
 	for (int i = 0; i < nt; i++)
 		want_rdma |= ts[i] == RPAGE_TRANSPORT_RDMA;
 	ret = bench_env_open_ex(&bb->env, connect, host, want_rdma, img_len,
-				psize);
+				psize, psk_file);
 	bb->env_open = !ret;
 	return ret;
 }
@@ -164,10 +235,29 @@ int bench_env_source(struct bench_env *e, enum rpage_transport t,
 		snprintf(why, wl, "%s", e->rdma_why);
 		return -ENODEV;
 	}
-	if (t == RPAGE_TRANSPORT_LOCAL)
+	if (t == BENCH_T_TLS) {
+		struct rpage_connect_opts co = { .transport = RPAGE_TRANSPORT_TCP,
+						 .tls = e->tls };
+
+		if (!e->remote && !e->tls_srv) {
+			ret = env_tls_server(e, why, wl);
+			if (ret)
+				return ret;
+		}
+		ret = rpage_source_connect_opts(e->host, e->tls_port, &co, out);
+		if (ret)
+			snprintf(why, wl, "tls: %s%s", strerror(-ret),
+				 e->remote ? " (give the server's key with --psk-file)"
+					   : "");
+		return ret;
+	}
+	if (t == RPAGE_TRANSPORT_LOCAL) {
 		ret = rpage_source_open_local("bench", e->local_path, out);
-	else
-		ret = rpage_source_connect(e->host, e->port, t, out);
+	} else {
+		struct rpage_connect_opts co = { .transport = t, .insecure = 1 };
+
+		ret = rpage_source_connect_opts(e->host, e->port, &co, out);
+	}
 	if (!ret)
 		return 0;
 	if (t == RPAGE_TRANSPORT_RDMA) {
@@ -194,10 +284,11 @@ int bench_parse_transports(const char *s, enum rpage_transport *t,
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		int v = rpage_transport_parse(tok);
+		int v = strcmp(tok, "tls") ? rpage_transport_parse(tok)
+					   : (int)BENCH_T_TLS;
 
 		if (v <= 0 || n == max) {
-			fprintf(stderr, "rpage-bench: bad transport '%s' (local, tcp, rdma)\n",
+			fprintf(stderr, "rpage-bench: bad transport '%s' (local, tcp, tls, rdma)\n",
 				tok);
 			return -1;
 		}

@@ -37,7 +37,7 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
-#define MAX_LINES 12 /* 6 lines, and with --split up to 3 fetch lines and raw-spin */
+#define MAX_LINES 14 /* 7 lines, and with --split up to 4 fetch lines and raw-spin */
 #define MAX_ROUNDS 64
 
 enum line_kind { K_UFFD, K_ANON, K_RAW_TCP, K_RAW_RDMA, K_FETCH, K_RAW_SPIN };
@@ -56,7 +56,7 @@ struct fault_bench {
 	/* the command line */
 	enum rpage_transport ts[4];
 	int nt;
-	const char *connect, *host, *json, *cdf;
+	const char *connect, *host, *json, *cdf, *psk;
 	uint64_t psize, batch, seed, img;
 	uint64_t iters, warmup;
 	unsigned rounds;
@@ -66,7 +66,7 @@ struct fault_bench {
 	bool have_raw;
 	struct line lines[MAX_LINES];
 	unsigned nlines;
-	struct line *floor, *tcp, *rdma, *rawr;
+	struct line *floor, *tcp, *rdma, *rawr, *tls;
 	/* measured */
 	uint64_t rng;
 	uint64_t mismatches;
@@ -349,12 +349,26 @@ static void round_p50s(struct line *ln, unsigned rounds)
 	}
 }
 
+/* Which TLS record layer a source's connections use, in words. */
+static const char *tls_path(struct rpage_source *src)
+{
+	static char buf[400];
+
+	if (!src)
+		return "?";
+	rpage_source_security(src, buf, sizeof(buf));
+	return buf;
+}
+
 static void fault_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rpage-bench fault [options]\n"
-		"  -t, --transport LIST  transports to measure: local,tcp[,rdma] (default local,tcp;\n"
-		"                        local, the floor, is always measured)\n"
+		"  -t, --transport LIST  transports to measure: local,tcp[,tls][,rdma] (default\n"
+		"                        local,tcp; local, the floor, is always measured; tls:\n"
+		"                        TCP with TLS 1.3, from a second in-process server\n"
+		"                        that requires a key made for the run)\n"
+		"      --psk-file FILE   with --connect: the server's key, for the tls line\n"
 		"  -c, --connect H:P     use a running rpage-server (its first region: an image\n"
 		"                        from `rpage-bench mkimage FILE SIZE`, seed 1) instead\n"
 		"                        of one started in-process on 127.0.0.1\n"
@@ -380,7 +394,8 @@ static void fault_usage(FILE *f)
 static int fault_parse(void *arg, int argc, char **argv)
 {
 	struct fault_bench *b = arg;
-	enum { O_IMG = 256, O_BATCH, O_SEED, O_JSON, O_CDF, O_SPLIT, O_HOST };
+	enum { O_IMG = 256, O_BATCH, O_SEED, O_JSON, O_CDF, O_SPLIT, O_HOST,
+	       O_PSK };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -395,6 +410,7 @@ static int fault_parse(void *arg, int argc, char **argv)
 		{ "cdf", required_argument, NULL, O_CDF },
 		{ "split", no_argument, NULL, O_SPLIT },
 		{ "host", required_argument, NULL, O_HOST },
+		{ "psk-file", required_argument, NULL, O_PSK },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -454,6 +470,9 @@ static int fault_parse(void *arg, int argc, char **argv)
 		case O_HOST:
 			b->host = optarg;
 			break;
+		case O_PSK:
+			b->psk = optarg;
+			break;
 		case 'h':
 			fault_usage(stdout);
 			return 0;
@@ -497,14 +516,16 @@ static void fault_add_lines(struct fault_bench *b)
 
 		if (b->ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
-		ln = add_line(b, rpage_transport_name(b->ts[i]), K_UFFD, b->ts[i]);
+		ln = add_line(b, bench_transport_name(b->ts[i]), K_UFFD, b->ts[i]);
 		if (b->ts[i] == RPAGE_TRANSPORT_TCP)
 			b->tcp = ln;
+		if (b->ts[i] == BENCH_T_TLS)
+			b->tls = ln;
 		if (b->ts[i] == RPAGE_TRANSPORT_RDMA)
 			b->rdma = ln;
 	}
 	add_line(b, "anon-touch", K_ANON, 0);
-	if (b->tcp || !b->base.env.remote)
+	if (b->tcp || b->tls || !b->base.env.remote)
 		b->have_raw = add_line(b, "raw-tcp", K_RAW_TCP, 0) != NULL;
 	if (b->rdma)
 		b->rawr = add_line(b, "raw-rdma", K_RAW_RDMA, 0);
@@ -527,7 +548,7 @@ static int fault_setup(void *arg)
 	struct fault_bench *b = arg;
 
 	if (bench_base_open(&b->base, b->connect, b->host, b->ts, b->nt,
-			    b->img, (uint32_t)b->psize))
+			    b->img, (uint32_t)b->psize, b->psk))
 		return 1;
 	if (b->base.env.img_len / b->psize < b->batch + b->warmup) {
 		fprintf(stderr, "rpage-bench fault: the region is too small for --batch + --warmup pages\n");
@@ -665,6 +686,13 @@ static void fault_print(struct fault_bench *b)
 			     bench_ratio(tcp->lat.p99, floor->lat.p99), 2.0,
 			     false);
 	}
+	if (b->tls && tcp && !b->tls->lat.why[0] && !tcp->lat.why[0]) {
+		printf("# tls = TCP with TLS 1.3 (%s): the same fault path, encrypted and authenticated\n",
+		       tls_path(b->tls->src));
+		bench_target(stdout, "tls fault p50 / tcp p50",
+			     bench_ratio(b->tls->lat.t_typical,
+					 tcp->lat.t_typical), 1.2, false);
+	}
 	fflush(stdout);
 }
 
@@ -701,6 +729,15 @@ static int fault_write_json(struct fault_bench *b, const char *path)
 			   "{\"what\":\"tcp fault p99 / local p99\",\"value\":%.3f,\"limit\":2.0,\"pass\":%s}",
 			r50, r50 <= 1.5 ? "true" : "false",
 			r99, r99 <= 2.0 ? "true" : "false");
+	}
+	if (b->tls && tcp && !b->tls->lat.why[0] && !tcp->lat.why[0]) {
+		double r = bench_ratio(b->tls->lat.t_typical, tcp->lat.t_typical);
+
+		fprintf(f, "%s{\"what\":\"tls fault p50 / tcp p50\",\"value\":%.3f,\"limit\":1.2,\"pass\":%s,\"record_layer\":",
+			!floor->lat.why[0] ? "," : "", r,
+			r <= 1.2 ? "true" : "false");
+		bench_json_str(f, tls_path(b->tls->src));
+		fputc('}', f);
 	}
 	fprintf(f, "]");
 	if (rawr && !rawr->lat.why[0] && !rdma->lat.why[0])

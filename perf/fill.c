@@ -34,7 +34,7 @@
 #define MAP_HUGE_2MB (21 << 26)
 #endif
 
-#define MAX_LINES 6
+#define MAX_LINES 7
 #define MAX_ROUNDS 32
 /* the library's fill defaults (client/attach.c), for raw-rdma */
 #define FILL_CHUNK_DEFAULT (1u << 20)
@@ -93,8 +93,10 @@ static uint64_t thread_cpu_ns(const char *comm)
 	return sum;
 }
 
-/* One fill of @len bytes. Stores the rate in MB/s (10^6 bytes/s). */
-static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
+/* One fill of @len bytes for the line @name. Stores the rate in MB/s
+ * (10^6 bytes/s). */
+static int fill_once(const char *name, struct rpage_source *src,
+		     uint64_t len, uint64_t psize,
 		     const struct rpage_attach_opts *opts, int timeout_ms,
 		     bool verbose, double *mbps, uint64_t *bad)
 {
@@ -163,8 +165,7 @@ static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
 
 		/* the threads' whole lives: set-up and wake-ups included */
 		fprintf(stderr, "rpage-bench fill: %s: %.1f ms to resident; on CPU: fill thread %.1f ms, fault thread (placement) %.1f ms, server threads so far %.1f ms\n",
-			rpage_transport_name(rpage_source_transport(src)),
-			(double)st.resident_ns / 1e6,
+			name, (double)st.resident_ns / 1e6,
 			(double)fill_cpu / 1e6,
 			(double)thread_cpu_ns("rpage/fault") / 1e6,
 			(double)srv / 1e6);
@@ -236,7 +237,9 @@ static void fill_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rpage-bench fill [options]\n"
-		"  -t, --transport LIST  local,tcp[,rdma] (default local,tcp)\n"
+		"  -t, --transport LIST  local,tcp[,tls][,rdma] (default local,tcp; tls: TCP with\n"
+		"                        TLS 1.3 from a second in-process server)\n"
+		"      --psk-file FILE   with --connect: the server's key, for the tls line\n"
 		"  -c, --connect H:P     a running rpage-server (its first region: an image from\n"
 		"                        `rpage-bench mkimage FILE SIZE`, seed 1) instead\n"
 		"                        of one started in-process on 127.0.0.1\n"
@@ -256,7 +259,7 @@ struct fill_bench {
 	/* the command line */
 	enum rpage_transport ts[4];
 	int nt;
-	const char *connect, *host, *json;
+	const char *connect, *host, *json, *psk;
 	uint64_t size, psize;
 	unsigned rounds;
 	bool verbose;
@@ -267,7 +270,7 @@ struct fill_bench {
 	unsigned rr_depth;
 	struct fill_line lines[MAX_LINES];
 	unsigned nl;
-	struct fill_line *rawl, *tcpl, *locl, *placel, *rdmal, *rrl;
+	struct fill_line *rawl, *tcpl, *locl, *placel, *rdmal, *rrl, *tlsl;
 	/* measured */
 	uint64_t bad;          /* spot-checked words that were wrong */
 };
@@ -277,7 +280,7 @@ struct fill_bench {
 static int fill_parse(void *arg, int argc, char **argv)
 {
 	struct fill_bench *b = arg;
-	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST };
+	enum { O_PS = 256, O_CHUNK, O_DEPTH, O_JSON, O_HOST, O_PSK };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, 't' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -288,6 +291,7 @@ static int fill_parse(void *arg, int argc, char **argv)
 		{ "depth", required_argument, NULL, O_DEPTH },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "host", required_argument, NULL, O_HOST },
+		{ "psk-file", required_argument, NULL, O_PSK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -334,6 +338,9 @@ static int fill_parse(void *arg, int argc, char **argv)
 		case O_HOST:
 			b->host = optarg;
 			break;
+		case O_PSK:
+			b->psk = optarg;
+			break;
 		case 'v':
 			b->verbose = true;
 			break;
@@ -376,9 +383,11 @@ static void fill_add_lines(struct fill_bench *b)
 
 		if (b->ts[i] == RPAGE_TRANSPORT_LOCAL)
 			continue;
-		l = fill_add_line(b, rpage_transport_name(b->ts[i]), b->ts[i]);
+		l = fill_add_line(b, bench_transport_name(b->ts[i]), b->ts[i]);
 		if (b->ts[i] == RPAGE_TRANSPORT_TCP)
 			b->tcpl = l;
+		if (b->ts[i] == BENCH_T_TLS)
+			b->tlsl = l;
 		if (b->ts[i] == RPAGE_TRANSPORT_RDMA)
 			b->rdmal = l;
 	}
@@ -396,7 +405,7 @@ static int fill_setup(void *arg)
 	int ret;
 
 	if (bench_base_open(&b->base, b->connect, b->host, b->ts, b->nt,
-			    b->size, (uint32_t)b->psize))
+			    b->size, (uint32_t)b->psize, b->psk))
 		return 1;
 	if (b->base.env.img_len < b->size) {
 		fprintf(stderr, "rpage-bench fill: the server's region holds only %" PRIu64 " bytes\n",
@@ -451,8 +460,8 @@ static int fill_line_once(struct fill_bench *b, struct fill_line *l,
 	} else if (l == b->placel) {
 		return place_once(b->size, b->psize, mbps);
 	} else {
-		return fill_once(l->src, b->size, b->psize, &b->opts, 120000,
-				 b->verbose, mbps, &b->bad);
+		return fill_once(l->name, l->src, b->size, b->psize, &b->opts,
+				 120000, b->verbose, mbps, &b->bad);
 	}
 	*mbps = (double)b->size / 1e6 / ((double)(rp_now_ns() - t0) / 1e9);
 	return e;
@@ -539,6 +548,15 @@ static void fill_print(const struct fill_bench *b)
 		bench_target(stdout, "tcp fill / raw tcp stream",
 			     bench_ratio(tcpl->median, rawl->median), 0.80,
 			     true);
+	if (b->tlsl && tcpl && b->tlsl->n && tcpl->n) {
+		char sec[400];
+
+		rpage_source_security(b->tlsl->src, sec, sizeof(sec));
+		printf("# tls = TCP with TLS 1.3 (%s)\n", sec);
+		bench_target(stdout, "tls fill / tcp fill",
+			     bench_ratio(b->tlsl->median, tcpl->median), 0.70,
+			     true);
+	}
 	fflush(stdout);
 }
 
@@ -585,6 +603,16 @@ static int fill_write_json(const struct fill_bench *b, const char *path)
 
 		fprintf(f, "{\"what\":\"tcp fill / raw tcp stream\",\"value\":%.3f,\"limit\":0.8,\"at_least\":true,\"pass\":%s}",
 			q, q >= 0.8 ? "true" : "false");
+	}
+	if (b->tlsl && tcpl && b->tlsl->n && tcpl->n) {
+		double q = bench_ratio(b->tlsl->median, tcpl->median);
+		char sec[400];
+
+		rpage_source_security(b->tlsl->src, sec, sizeof(sec));
+		fprintf(f, "%s{\"what\":\"tls fill / tcp fill\",\"value\":%.3f,\"limit\":0.7,\"at_least\":true,\"pass\":%s,\"record_layer\":",
+			rawl->n ? "," : "", q, q >= 0.7 ? "true" : "false");
+		bench_json_str(f, sec);
+		fputc('}', f);
 	}
 	fprintf(f, "],\"mismatches\":%" PRIu64 "}\n", b->bad);
 	return fclose(f) ? -EIO : 0;

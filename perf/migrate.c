@@ -50,6 +50,10 @@ static void usage(FILE *f)
 		"  --cut-postcopy-after MS  test: kill the TCP connections during post-copy\n"
 		"  --memfd               source memory is a shared memfd mapping (default anonymous)\n"
 		"  --fill-chunk B --fill-depth N  destination background fill (default 1M x 4)\n"
+		"  --psk-file FILE       both ends authenticate with this key (keys.psk format):\n"
+		"                        every connection is TLS 1.3; needed beyond loopback\n"
+		"                        (--netns) unless --insecure\n"
+		"  --insecure            plain TCP beyond loopback\n"
 		"  --json                one JSON object\n");
 }
 
@@ -78,6 +82,8 @@ static int parse(int argc, char **argv, struct mopt *o)
 		{ "memfd", no_argument, NULL, 'M' },
 		{ "fill-chunk", required_argument, NULL, 'F' },
 		{ "fill-depth", required_argument, NULL, 'P' },
+		{ "psk-file", required_argument, NULL, 'k' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -182,6 +188,12 @@ static int parse(int argc, char **argv, struct mopt *o)
 			break;
 		case 'P':
 			o->fill.fill_depth = (uint32_t)atoi(optarg);
+			break;
+		case 'k':
+			o->psk_file = optarg;
+			break;
+		case 'I':
+			o->insecure = true;
 			break;
 		case 'h':
 			usage(stdout);

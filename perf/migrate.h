@@ -45,6 +45,8 @@ struct mopt {
 	enum rpage_transport transport; /* post-copy */
 	const char *host;      /* address of both ends without --netns */
 	struct rpage_attach_opts fill;
+	const char *psk_file;  /* both ends authenticate with this key */
+	bool insecure;         /* plain TCP beyond loopback */
 };
 
 struct track_cost {

@@ -112,9 +112,20 @@ static void *mmap_memfd(uint64_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* The run's credentials, loaded in the child that uses them: NULL (and
+ * 0) without --psk-file, non-zero when the key file is unusable. */
+static int load_tls(const struct mopt *o, struct rpage_tls **tls)
+{
+	struct rpage_tls_opts to = { .psk_file = o->psk_file };
+
+	*tls = NULL;
+	return o->psk_file ? rpage_tls_new(&to, tls) : 0;
+}
+
 int migrate_run_dest(const struct mopt *o, struct mres *r, int port_fd)
 {
 	struct rpage_live_dest *d = NULL;
+	struct rpage_tls *tls = NULL;
 	struct wl w;
 	char *mem = mmap_region(o->size), *ref = NULL;
 	uint64_t s0, t0, t1;
@@ -127,9 +138,13 @@ int migrate_run_dest(const struct mopt *o, struct mres *r, int port_fd)
 		return 1;
 	}
 	wl_setup(&w, o, mem);
-	ret = rpage_live_dest_new(mem, o->size, PSIZE, &o->fill, &d);
+	ret = load_tls(o, &tls);
+	if (!ret)
+		ret = rpage_live_dest_new(mem, o->size, PSIZE, &o->fill, &d);
 	if (!ret)
 		ret = rpage_live_dest_set_transport(d, o->transport);
+	if (!ret)
+		ret = rpage_live_dest_set_tls(d, tls, o->insecure);
 	if (!ret)
 		ret = rpage_live_dest_listen(d, o->netns ? r->dst_host : o->host,
 					     "0");
@@ -173,6 +188,7 @@ int migrate_run_dest(const struct mopt *o, struct mres *r, int port_fd)
 	r->mismatches = wl_compare(&w, ref);
 	r->verified = r->mismatches == 0;
 	rpage_live_dest_free(d);
+	rpage_tls_free(tls);
 	return r->verified ? 0 : 5;
 }
 
@@ -225,6 +241,7 @@ int migrate_run_source(const struct mopt *o, struct mres *r, int port)
 				      .resume = wl_resume,
 				      .postcopy_transport = o->transport };
 	struct rpage_live_source *s = NULL;
+	struct rpage_tls *tls = NULL;
 	struct switcher sw = { 0 }, wt = { 0 };
 	pthread_t swt;
 	struct wl w;
@@ -254,6 +271,10 @@ int migrate_run_source(const struct mopt *o, struct mres *r, int port)
 	d1 = __atomic_load_n(&w.done_steps, __ATOMIC_RELAXED);
 	t1 = rp_now_ns();
 	r->rate_before = (double)(d1 - d0) / ((double)(t1 - t0) / 1e9);
+	if (load_tls(o, &tls))
+		return 1;
+	lo.tls = tls;
+	lo.insecure = o->insecure;
 	ret = rpage_live_source_new(mem, o->size, PSIZE, &lo, &s);
 	if (ret)
 		return 1;
@@ -304,5 +325,6 @@ int migrate_run_source(const struct mopt *o, struct mres *r, int port)
 		}
 	}
 	rpage_live_source_free(s);
+	rpage_tls_free(tls);
 	return ret ? 3 : 0;
 }

@@ -242,7 +242,7 @@ static int timeline_setup(void *arg)
 		rpage_set_log_level(RPAGE_LOG_WARN);
 	if (bench_env_open_ex(&tl->env, tl->connect, tl->host,
 			      tl->t == RPAGE_TRANSPORT_RDMA, tl->size,
-			      (uint32_t)tl->psize))
+			      (uint32_t)tl->psize, NULL))
 		return 1;
 	tl->env_open = true;
 	if (bench_env_source(&tl->env, tl->t, &tl->src, why, sizeof(why))) {

@@ -11,6 +11,12 @@
  * (page / 64) % N), so a newer copy can never overtake an older one.
  * `pending` (pages the destination lacks or holds stale) is shared: the
  * senders clear bits as they send, the collector sets them.
+ *
+ * With credentials every connection is TLS 1.3: the destination must prove
+ * it holds the key (or present a certificate for the host migrated to).
+ * The post-copy page server starts only at the switchover, when the
+ * workload is paused, with the same credentials, and serves that one
+ * identity.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -28,18 +34,20 @@
 #include "../common/net.h"
 #include "../common/proto_live.h"
 #include "../common/rp.h"
+#include "../common/tls.h"
 #include "server_int.h"
 
 #define BLOCK_PAGES RP_LIVE_MAX_RUN /* stream partition granularity */
+#define HANDSHAKE_MS 10000           /* connect to LIVE_HELLO_ACK */
 
 struct rpage_live_source {
 	char *mem;
 	uint64_t length, npages;
 	uint32_t psize;
 	struct rpage_live_opts o;
-	int ctl;
+	struct rp_conn ctl;
 	bool peer_refused; /* the destination answered with ERROR */
-	int *strm;
+	struct rp_conn *strm;
 	uint64_t session;
 	char peer[300];
 	struct rp_bitmap pending;
@@ -85,15 +93,15 @@ RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 		s->o.max_rounds = 30;
 	if (s->o.max_rounds > RPAGE_LIVE_MAX_ROUNDS - 1)
 		s->o.max_rounds = RPAGE_LIVE_MAX_ROUNDS - 1;
-	s->ctl = -1;
-	s->strm = calloc(s->o.streams, sizeof(int));
+	rp_conn_init(&s->ctl, -1);
+	s->strm = calloc(s->o.streams, sizeof(*s->strm));
 	if (!s->strm || rp_bitmap_init(&s->pending, s->npages)) {
 		free(s->strm);
 		free(s);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < s->o.streams; i++)
-		s->strm[i] = -1;
+		rp_conn_init(&s->strm[i], -1);
 	pthread_mutex_init(&s->slock, NULL);
 	s->st.mode = s->o.mode;
 	s->st.page_size = page_size;
@@ -151,7 +159,7 @@ static int ctl_expect(struct rpage_live_source *s, uint16_t want,
 {
 	struct rp_hdr h;
 	const char *why = NULL;
-	int ret = rp_recv_frame(s->ctl, &h, buf, cap, &why);
+	int ret = rp_conn_recv_frame(&s->ctl, &h, buf, cap, &why);
 
 	if (ret == -EPROTO) {
 		rp_err("destination %s: %s", s->peer, why);
@@ -172,8 +180,14 @@ static int ctl_expect(struct rpage_live_source *s, uint16_t want,
 	return 0;
 }
 
+/*
+ * One connection to the destination, made usable: connect, the security
+ * policy, TLS (with credentials), LIVE_HELLO and its answer, under one
+ * deadline. The one place the source's connections are set up.
+ */
 static int live_connect(struct rpage_live_source *s, const char *host,
-			const char *port, uint8_t role, uint8_t idx, int *out)
+			const char *port, uint8_t role, uint8_t idx,
+			struct rp_conn *out)
 {
 	uint8_t buf[RP_LIVE_HELLO_LEN + 8 + RP_MAX_ERRMSG];
 	struct rp_live_hello h = { .version = RP_LIVE_VERSION, .role = role,
@@ -192,16 +206,26 @@ static int live_connect(struct rpage_live_source *s, const char *host,
 		return fd;
 	}
 	rp_tcp_liveness(fd);
-	ret = rp_send_frame(fd, RP_MSG_LIVE_HELLO, 1, buf,
-			    (uint32_t)rp_live_hello_encode(buf, &h));
+	rp_conn_init(out, fd);
+	if (!s->o.tls && !s->o.insecure && !rp_fd_peer_is_loopback(fd)) {
+		rp_err("refusing to send memory to %s without authentication: give credentials, or say insecure",
+		       s->peer);
+		ret = -EACCES;
+		goto fail;
+	}
+	ret = rp_conn_set_deadline(out, rp_now_ns() + HANDSHAKE_MS * 1000000ull);
+	if (!ret && s->o.tls)
+		ret = rp_tls_client(out, s->o.tls, host);
+	if (ret)
+		goto fail;
+	if (s->o.tls && role == RP_LIVE_ROLE_CONTROL)
+		rp_info("destination %s authenticated: %s", s->peer, out->desc);
+	ret = rp_conn_send_frame(out, RP_MSG_LIVE_HELLO, 1, buf,
+				 (uint32_t)rp_live_hello_encode(buf, &h));
 	if (!ret)
-		ret = rp_recv_frame(fd, &hdr, buf, sizeof(buf), &why);
+		ret = rp_conn_recv_frame(out, &hdr, buf, sizeof(buf), &why);
 	if (!ret && hdr.type == RP_MSG_ERROR) {
-		int sv = s->ctl;
-
-		s->ctl = fd;
 		ret = peer_error(s, buf, hdr.len);
-		s->ctl = sv;
 	} else if (!ret && (hdr.type != RP_MSG_LIVE_HELLO_ACK ||
 			    rp_live_hello_ack_decode(buf, hdr.len, &a, &why) ||
 			    a.session != s->session)) {
@@ -213,12 +237,13 @@ static int live_connect(struct rpage_live_source *s, const char *host,
 		       strerror(a.status));
 		ret = -a.status;
 	}
-	if (ret) {
-		close(fd);
-		return ret;
-	}
-	*out = fd;
-	return 0;
+	if (!ret)
+		ret = rp_conn_set_deadline(out, 0);
+	if (!ret)
+		return 0;
+fail:
+	rp_conn_close(out);
+	return ret;
 }
 
 struct tx_arg {
@@ -232,8 +257,8 @@ struct tx_arg {
 	bool started;
 };
 
-static int send_run(int fd, uint32_t round, uint64_t first, uint32_t n,
-		    const char *data, uint32_t psize)
+static int send_run(struct rp_conn *c, uint32_t round, uint64_t first,
+		    uint32_t n, const char *data, uint32_t psize)
 {
 	uint8_t hb[RP_HDR_LEN + RP_LIVE_PAGES_HDR];
 	struct rp_live_pages m = { .round = round, .npages = n, .first = first };
@@ -244,7 +269,7 @@ static int send_run(int fd, uint32_t round, uint64_t first, uint32_t n,
 
 	rp_hdr_encode(hb, &h);
 	rp_live_pages_hdr_encode(hb + RP_HDR_LEN, &m);
-	return rp_sendv_full(fd, iov, 2);
+	return rp_conn_sendv_full(c, iov, 2);
 }
 
 static void *tx_main(void *arg)
@@ -273,7 +298,7 @@ static void *tx_main(void *arg)
 			}
 			while (pg + run < end && rp_bit_clear(&s->pending, pg + run))
 				run++;
-			t->ret = send_run(s->strm[t->idx], t->round, pg,
+			t->ret = send_run(&s->strm[t->idx], t->round, pg,
 					  (uint32_t)run, s->mem + pg * s->psize,
 					  s->psize);
 			if (t->ret) {
@@ -288,8 +313,8 @@ static void *tx_main(void *arg)
 	}
 	re.round = t->round;
 	re.pages = t->pages;
-	t->ret = rp_send_frame(s->strm[t->idx], RP_MSG_LIVE_ROUND_END, 0, buf,
-			       (uint32_t)rp_live_round_encode(buf, &re));
+	t->ret = rp_conn_send_frame(&s->strm[t->idx], RP_MSG_LIVE_ROUND_END, 0,
+				    buf, (uint32_t)rp_live_round_encode(buf, &re));
 	return NULL;
 }
 
@@ -349,7 +374,7 @@ static int send_abort(struct rpage_live_source *s, int code, const char *msg)
 	uint8_t buf[8 + RP_MAX_ERRMSG];
 	size_t n = rp_error_encode(buf, code, msg);
 
-	return rp_send_frame(s->ctl, RP_MSG_LIVE_ABORT, 0, buf, (uint32_t)n);
+	return rp_conn_send_frame(&s->ctl, RP_MSG_LIVE_ABORT, 0, buf, (uint32_t)n);
 }
 
 static int start_page_server(struct rpage_live_source *s, uint16_t *port)
@@ -358,12 +383,19 @@ static int start_page_server(struct rpage_live_source *s, uint16_t *port)
 	int ret;
 
 	/* listen where the destination reached us */
-	rp_sock_host(s->ctl, false, host, sizeof(host));
+	rp_sock_host(s->ctl.fd, false, host, sizeof(host));
 	ret = rpage_server_new(&s->srv);
 	if (ret)
 		return ret;
 	ret = rp_server_add_region_mem(s->srv, "live", s->mem, s->length,
 				       s->psize);
+	/* the same credentials; with them, only the identity that proved
+	 * itself as the destination may read (its certificate's name, or the
+	 * key's identity) */
+	if (ret >= 0)
+		ret = rpage_server_set_tls(s->srv, s->o.tls, s->o.insecure);
+	if (!ret && s->o.tls)
+		ret = rpage_server_allow(s->srv, s->ctl.identity, "live");
 	if (ret >= 0)
 		ret = rpage_server_listen(s->srv, host[0] ? host : NULL, "0");
 	if (!ret && s->o.postcopy_transport != RPAGE_TRANSPORT_TCP) {
@@ -512,21 +544,18 @@ static int precopy(struct rpage_live_source *s, enum rpage_live_reason *reason)
  * failure requires of the workload (resumed it here, or left it paused).
  */
 
-/* Connects the control and stream connections to the destination and
- * starts the page server that will answer post-copy faults. */
+/* Connects the control and stream connections to the destination (each
+ * authenticated when there are credentials). No page server yet: it
+ * starts at the switchover, and only for post-copy. */
 static int live_setup_connections(struct rpage_live_source *s,
 				  const char *host, const char *port)
 {
-	uint16_t port16 = 0;
 	int ret;
 
 	ret = live_connect(s, host, port, RP_LIVE_ROLE_CONTROL, 0, &s->ctl);
 	for (unsigned i = 0; !ret && i < s->o.streams; i++)
 		ret = live_connect(s, host, port, RP_LIVE_ROLE_STREAM,
 				   (uint8_t)i, &s->strm[i]);
-	if (!ret)
-		ret = start_page_server(s, &port16);
-	s->st.postcopy_port = port16;
 	if (ret)
 		set_why(s, "setting up the migration to %s failed: %s", s->peer,
 			strerror(-ret));
@@ -598,7 +627,8 @@ static int live_pause_workload(struct rpage_live_source *s, bool *paused)
 
 /* Hybrid: stop-and-copy when what remains fits the target (converged, or
  * an explicit request that happens to fit), else post-copy; pre-copy
- * mode always copies. Sets *stop_copy and sends the final round. */
+ * mode always copies. Sets *stop_copy and sends the final round, or, for
+ * post-copy, starts the page server (the workload is paused now). */
 static int live_final_copy(struct rpage_live_source *s, bool *stop_copy)
 {
 	struct rpage_live_round_stats rs = { 0 };
@@ -606,8 +636,19 @@ static int live_final_copy(struct rpage_live_source *s, bool *stop_copy)
 
 	*stop_copy = s->o.mode == RPAGE_LIVE_PRECOPY ||
 		     (s->o.mode == RPAGE_LIVE_HYBRID && s->fits);
-	if (!*stop_copy)
-		return 0;
+	if (!*stop_copy) {
+		/* post-copy: the page server starts now, over the paused
+		 * workload, for the authenticated destination alone */
+		uint16_t port16 = 0;
+
+		ret = start_page_server(s, &port16);
+		s->st.postcopy_port = port16;
+		if (ret) {
+			send_abort(s, -ret, "the source could not start its page server");
+			resume_here(s, "starting the post-copy page server failed", ret);
+		}
+		return ret;
+	}
 	ret = run_round(s, s->st.rounds + 1, true, &rs);
 	if (ret) {
 		resume_here(s, "destination lost during the final copy", ret);
@@ -642,8 +683,8 @@ static int live_switchover(struct rpage_live_source *s,
 	swbuf = malloc(rp_live_switch_size(s->npages));
 	if (!swbuf)
 		return -ENOMEM;
-	ret = rp_send_frame(s->ctl, RP_MSG_LIVE_SWITCHOVER, 0, swbuf,
-			    (uint32_t)rp_live_switch_encode(swbuf, &sw));
+	ret = rp_conn_send_frame(&s->ctl, RP_MSG_LIVE_SWITCHOVER, 0, swbuf,
+				 (uint32_t)rp_live_switch_encode(swbuf, &sw));
 	free(swbuf);
 	if (ret) {
 		/* the frame did not leave whole: the destination cannot act
@@ -763,11 +804,9 @@ RP_EXPORT void rpage_live_source_free(struct rpage_live_source *s)
 		rp_dirty_stop(s->dirty);
 	if (s->srv)
 		rpage_server_free(s->srv);
-	if (s->ctl >= 0)
-		close(s->ctl);
+	rp_conn_close(&s->ctl);
 	for (unsigned i = 0; i < s->o.streams; i++)
-		if (s->strm[i] >= 0)
-			close(s->strm[i]);
+		rp_conn_close(&s->strm[i]);
 	free(s->strm);
 	rp_bitmap_free(&s->pending);
 	pthread_mutex_destroy(&s->slock);

@@ -11,17 +11,40 @@
 
 #include "rpage/rpage.h"
 #include "../common/net.h"
+#include "../common/tls.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rpage-server --listen HOST:PORT --region NAME=PATH [--region ...]\n"
+		"usage: rpage-server --listen HOST:PORT --region NAME=PATH [--region ...] [credentials]\n"
+		"       rpage-server --gen-psk FILE [--identity NAME]\n"
 		"\n"
 		"Serves the files named by --region (regular files, /dev/shm files,\n"
 		"hugetlbfs files) to rpage clients. Prints one line when ready.\n"
+		"With credentials every connection is TLS 1.3 with mutual authentication;\n"
+		"without, it serves only on a loopback address unless --insecure.\n"
 		"\n"
 		"  -l, --listen HOST:PORT   address to listen on (port 0: any free port)\n"
 		"  -r, --region NAME=PATH   export PATH as region NAME ([A-Za-z0-9._-]+)\n"
+		"      --psk-file FILE      pre-shared keys, IDENTITY:HEXKEY per line (QEMU's\n"
+		"                           keys.psk format; any identity in it may connect)\n"
+		"      --tls-cert FILE      X.509: this server's certificate (PEM)\n"
+		"      --tls-key FILE       its private key (PEM)\n"
+		"      --tls-ca FILE        the CA that signs clients' certificates (PEM)\n"
+		"      --allow ID:REGION[,REGION...]  identity ID may read these regions\n"
+		"                           ('*': all); once given, an identity reads only\n"
+		"                           what is allowed to it (default: all, to all)\n"
+		"      --insecure           serve plain TCP beyond loopback (anyone who reaches\n"
+		"                           the port reads every region)\n"
+		"      --no-ktls            keep TLS records in user space\n"
+		"      --gen-psk FILE       write a new random key to FILE (mode 0600) and exit\n"
+		"      --identity NAME      the identity --gen-psk writes (default: rpage)\n"
+		"      --max-conns N        TCP connections open in all (default 1024)\n"
+		"      --max-conns-per-peer N  from one address (default 64)\n"
+		"      --handshake-timeout MS  connect to HELLO, TLS included (default 10000)\n"
+		"      --idle-timeout MS    close a connection with no request for MS (default: never)\n"
+		"      --max-rdma N         RDMA connections in all (default 1024)\n"
+		"      --max-rdma-per-session N  (default 64)\n"
 		"      --rdma-port PORT     rdma_cm port for RDMA clients (default: the TCP\n"
 		"                           port's number, or any free port if it is taken;\n"
 		"                           clients learn it over TCP). Without a usable\n"
@@ -32,20 +55,77 @@ static void usage(FILE *f)
 		"  -h, --help\n");
 }
 
+static struct rpage_tls *g_tls;
+static char **g_allow;
+static unsigned g_nallow;
+
 /* Frees the server on every way out, so sanitizer builds see no leak. */
 static int finish(struct rpage_server *srv, int rc)
 {
 	rpage_server_free(srv);
+	rpage_tls_free(g_tls);
+	free(g_allow);
 	return rc;
+}
+
+/* A positive number option: 0 and the value, or -1 after a message. */
+static int num_opt(const char *name, const char *v, unsigned *out)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || *end || !x || x > 1000000000ul) {
+		fprintf(stderr, "rpage-server: bad value '%s' for --%s\n", v, name);
+		return -1;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+/* --allow ID:REGION[,REGION...] */
+static int apply_allow(struct rpage_server *srv, char *spec)
+{
+	char *colon = strchr(spec, ':'), *save = NULL, *r;
+	int ret;
+
+	if (!colon || colon == spec || !colon[1]) {
+		fprintf(stderr, "rpage-server: --allow wants IDENTITY:REGION[,REGION...], got '%s'\n",
+			spec);
+		return -1;
+	}
+	*colon = 0;
+	for (r = strtok_r(colon + 1, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+		ret = rpage_server_allow(srv, spec, r);
+		if (ret) {
+			fprintf(stderr, "rpage-server: --allow %s:%s: %s\n", spec, r,
+				ret == -ENOENT ? "no such region" : strerror(-ret));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	enum { O_RDMA_PORT = 256, O_NO_RDMA, O_ALLOW, O_GEN, O_IDENT,
+	       O_MAXC, O_MAXP, O_HS, O_IDLE, O_MAXR, O_MAXRS };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "region", required_argument, NULL, 'r' },
-		{ "rdma-port", required_argument, NULL, 256 },
-		{ "no-rdma", no_argument, NULL, 257 },
+		{ "rdma-port", required_argument, NULL, O_RDMA_PORT },
+		{ "no-rdma", no_argument, NULL, O_NO_RDMA },
+		RP_TLS_LONGOPTS,
+		{ "allow", required_argument, NULL, O_ALLOW },
+		{ "gen-psk", required_argument, NULL, O_GEN },
+		{ "identity", required_argument, NULL, O_IDENT },
+		{ "max-conns", required_argument, NULL, O_MAXC },
+		{ "max-conns-per-peer", required_argument, NULL, O_MAXP },
+		{ "handshake-timeout", required_argument, NULL, O_HS },
+		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "max-rdma", required_argument, NULL, O_MAXR },
+		{ "max-rdma-per-session", required_argument, NULL, O_MAXRS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -55,8 +135,12 @@ int main(int argc, char **argv)
 	struct rpage_server *srv;
 	struct rpage_server_stats st;
 	struct signalfd_siginfo si;
-	const char *listen = NULL, *rdma_port = NULL;
-	int c, ret, sfd, nreg = 0, no_rdma = 0;
+	const char *listen = NULL, *rdma_port = NULL, *gen = NULL;
+	const char *ident = NULL;
+	struct rpage_tls_opts to = { 0 };
+	struct rpage_server_limits lim = { 0 };
+	int c, ret, sfd, nreg = 0, no_rdma = 0, insecure = 0;
+	char sec[400];
 	sigset_t ss;
 
 	if (rpage_server_new(&srv)) {
@@ -86,12 +170,49 @@ int main(int argc, char **argv)
 			nreg++;
 			break;
 		}
-		case 256:
+		case O_RDMA_PORT:
 			rdma_port = optarg;
 			break;
-		case 257:
+		case O_NO_RDMA:
 			no_rdma = 1;
 			break;
+		case O_ALLOW: {
+			char **na = realloc(g_allow, (g_nallow + 1) * sizeof(*na));
+
+			if (!na)
+				return finish(srv, 1);
+			g_allow = na;
+			g_allow[g_nallow++] = optarg;
+			break;
+		}
+		case O_GEN:
+			gen = optarg;
+			break;
+		case O_IDENT:
+			ident = optarg;
+			break;
+		case O_MAXC:
+		case O_MAXP:
+		case O_HS:
+		case O_IDLE:
+		case O_MAXR:
+		case O_MAXRS: {
+			unsigned *f = c == O_MAXC ? &lim.max_conns
+				    : c == O_MAXP ? &lim.max_conns_per_peer
+				    : c == O_HS	  ? &lim.handshake_ms
+				    : c == O_IDLE ? &lim.idle_ms
+				    : c == O_MAXR ? &lim.max_rdma
+						  : &lim.max_rdma_per_session;
+
+			const char *name = "?";
+
+			for (const struct option *o = opts; o->name; o++)
+				if (o->val == c)
+					name = o->name;
+			if (num_opt(name, optarg, f))
+				return finish(srv, 2);
+			break;
+		}
 		case 'v':
 			rpage_set_log_level(RPAGE_LOG_DEBUG);
 			break;
@@ -102,9 +223,27 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return finish(srv, 0);
 		default:
+			if (rp_tls_getopt(c, optarg, &to, &insecure) &&
+			    c != RP_OPT_NAME)
+				break;
 			usage(stderr);
 			return finish(srv, 2);
 		}
+	}
+	if (gen) {
+		if (optind != argc || listen || nreg) {
+			fprintf(stderr, "rpage-server: --gen-psk takes only --identity\n");
+			return finish(srv, 2);
+		}
+		ret = rpage_tls_gen_psk(gen, ident);
+		if (ret) {
+			fprintf(stderr, "rpage-server: cannot write a key to %s: %s\n",
+				gen, strerror(-ret));
+			return finish(srv, 1);
+		}
+		printf("rpage-server: wrote a new 256-bit key for identity '%s' to %s (mode 0600); give the same file to both ends with --psk-file\n",
+		       ident ? ident : "rpage", gen);
+		return finish(srv, 0);
 	}
 	if (optind != argc || !listen || !nreg) {
 		if (optind != argc)
@@ -121,6 +260,15 @@ int main(int argc, char **argv)
 			listen);
 		return finish(srv, 2);
 	}
+	/* credentials: every problem is fatal here, at start */
+	if (rp_tls_load("rpage-server", &to, &g_tls))
+		return finish(srv, 1);
+	for (unsigned i = 0; i < g_nallow; i++)
+		if (apply_allow(srv, g_allow[i]))
+			return finish(srv, 2);
+	rpage_server_set_tls(srv, g_tls, insecure);
+	if (rpage_server_set_limits(srv, &lim))
+		return finish(srv, 2);
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
@@ -159,13 +307,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rpage-server: cannot start: %s\n", strerror(-ret));
 		return finish(srv, 1);
 	}
-	printf("rpage-server: ready on %s:%d with %d region%s\n", host,
-	       rpage_server_port(srv), nreg, nreg == 1 ? "" : "s");
+	if (g_tls)
+		snprintf(sec, sizeof(sec), "TLS 1.3, %s '%s'%s",
+			 to.psk_file ? "PSK identity" : "X.509 certificate",
+			 rpage_tls_identity(g_tls),
+			 g_nallow ? ", --allow rules" : "");
+	else
+		snprintf(sec, sizeof(sec), "plain TCP, no authentication%s",
+			 insecure ? " (--insecure)" : " (loopback)");
+	printf("rpage-server: ready on %s:%d with %d region%s (%s)\n", host,
+	       rpage_server_port(srv), nreg, nreg == 1 ? "" : "s", sec);
 	fflush(stdout);
 	while (read(sfd, &si, sizeof(si)) < 0 && errno == EINTR)
 		;
 	rpage_server_get_stats(srv, &st);
 	rpage_server_free(srv);
+	rpage_tls_free(g_tls);
+	free(g_allow);
 	printf("rpage-server: stopped: %llu connections (%llu closed for bad input), %llu page requests, %.1f MB sent\n",
 	       (unsigned long long)st.connections,
 	       (unsigned long long)st.rejected,

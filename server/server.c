@@ -4,7 +4,21 @@
  * connection. The server does no per-page bookkeeping: the destination
  * decides what to fetch and when (fault or fill), so the same regions can
  * be read by one-sided RDMA with no server CPU at all.
+ *
+ * Security: with credentials every connection starts with a TLS 1.3
+ * handshake (common/tls.c) that must end, together with HELLO, before one
+ * deadline; nothing about the regions leaves before that. An identity
+ * sees only the regions it is allowed (its "view": its own region table,
+ * numbered from 0). Without credentials the server only starts on a
+ * loopback address, unless told it may be insecure. Connections are
+ * capped in all and per peer address.
+ *
+ * Threads: the accept thread ("rpage/srv/acc") accepts, applies the caps
+ * and starts one thread per connection ("rpage/srv/conn"), which runs
+ * the handshake, the hello and the requests. `lock` protects the
+ * connection list; statistics are atomics.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
@@ -26,21 +40,34 @@
 #include "../common/net.h"
 #include "../common/proto.h"
 #include "../common/rp.h"
+#include "../common/tls.h"
 #include "server_int.h"
 
 #define SRV_MAX_REGIONS RP_MAX_REGIONS
-#define SRV_MAX_CONNS 1024       /* threads are per connection: bound them */
-#define SRV_HELLO_TIMEOUT_S 10   /* a peer must say HELLO within this */
+/* Defaults of struct rpage_server_limits. Threads are per connection:
+ * bound them in all and per peer. */
+#define SRV_MAX_CONNS 1024
+#define SRV_MAX_CONNS_PER_PEER 64
+#define SRV_HANDSHAKE_MS 10000   /* accept to HELLO_ACK, TLS included */
+#define SRV_MAX_RDMA 1024
+#define SRV_MAX_RDMA_PER_SESSION 64
 
 struct srv_conn {
 	struct rpage_server *srv;
-	int fd;
+	struct rp_conn conn;
 	pthread_t thread;
 	bool done;        /* thread finished; may be joined */
 	uint8_t role;
 	uint64_t session;
-	char peer[64];
+	uint64_t accepted_ns;
+	struct srv_view view; /* the regions this peer may read */
+	char ip[48];      /* peer address without the port (per-peer cap) */
 	struct srv_conn *next;
+};
+
+struct srv_rule { /* rpage_server_allow */
+	char identity[RP_MAX_IDENTITY + 1];
+	int region;       /* -1: every region */
 };
 
 struct rpage_server {
@@ -54,6 +81,12 @@ struct rpage_server {
 	struct srv_conn *conns;
 	struct rpage_server_stats st; /* updated with atomics */
 	struct srv_rdma *rdma; /* RDMA listener, NULL without (server_rdma.c) */
+	const struct rpage_tls *tls; /* NULL: plain TCP */
+	bool insecure;        /* plain TCP beyond loopback was asked for */
+	struct rpage_server_limits lim;
+	struct srv_rule *rules;
+	unsigned nrules;
+	bool tls_logged;      /* the record layer in use was reported */
 };
 
 RP_EXPORT int rpage_server_new(struct rpage_server **out)
@@ -69,7 +102,77 @@ RP_EXPORT int rpage_server_new(struct rpage_server **out)
 		return -errno;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	s->lim = (struct rpage_server_limits){
+		.max_conns = SRV_MAX_CONNS,
+		.max_conns_per_peer = SRV_MAX_CONNS_PER_PEER,
+		.handshake_ms = SRV_HANDSHAKE_MS,
+		.max_rdma = SRV_MAX_RDMA,
+		.max_rdma_per_session = SRV_MAX_RDMA_PER_SESSION,
+	};
 	*out = s;
+	return 0;
+}
+
+RP_EXPORT int rpage_server_set_tls(struct rpage_server *srv,
+				   const struct rpage_tls *tls, int insecure)
+{
+	if (srv->running)
+		return -EBUSY;
+	srv->tls = tls;
+	srv->insecure = insecure != 0;
+	return 0;
+}
+
+RP_EXPORT int rpage_server_allow(struct rpage_server *srv,
+				 const char *identity, const char *region)
+{
+	struct srv_rule *nr;
+	int idx = -1;
+
+	if (srv->running)
+		return -EBUSY;
+	if (!identity || !region ||
+	    !rp_identity_valid(identity, strlen(identity))) {
+		rp_err("authorization: '%s' is not a valid identity",
+		       identity ? identity : "(null)");
+		return -EINVAL;
+	}
+	if (strcmp(region, "*")) {
+		for (unsigned i = 0; i < srv->nregions; i++)
+			if (!strcmp(srv->regions[i].name, region))
+				idx = (int)i;
+		if (idx < 0) {
+			rp_err("authorization: no region '%s' (add the regions first)",
+			       region);
+			return -ENOENT;
+		}
+	}
+	nr = realloc(srv->rules, (srv->nrules + 1) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	srv->rules = nr;
+	snprintf(nr[srv->nrules].identity, sizeof(nr->identity), "%s",
+		 identity);
+	nr[srv->nrules].region = idx;
+	srv->nrules++;
+	return 0;
+}
+
+RP_EXPORT int rpage_server_set_limits(struct rpage_server *srv,
+				      const struct rpage_server_limits *l)
+{
+	if (srv->running)
+		return -EBUSY;
+	if (!l)
+		return -EINVAL;
+#define LIM(f, d) srv->lim.f = l->f ? l->f : (d)
+	LIM(max_conns, SRV_MAX_CONNS);
+	LIM(max_conns_per_peer, SRV_MAX_CONNS_PER_PEER);
+	LIM(handshake_ms, SRV_HANDSHAKE_MS);
+	LIM(max_rdma, SRV_MAX_RDMA);
+	LIM(max_rdma_per_session, SRV_MAX_RDMA_PER_SESSION);
+#undef LIM
+	srv->lim.idle_ms = l->idle_ms;
 	return 0;
 }
 
@@ -243,27 +346,33 @@ static int send_error(struct srv_conn *c, int code, const char *msg)
 	uint8_t buf[8 + RP_MAX_ERRMSG];
 	size_t n = rp_error_encode(buf, code, msg);
 
-	return rp_send_frame(c->fd, RP_MSG_ERROR, 0, buf, (uint32_t)n);
+	return rp_conn_send_frame(&c->conn, RP_MSG_ERROR, 0, buf, (uint32_t)n);
 }
 
 /* Ends the connection for bad input: tell the peer, log the reason. */
 static int reject(struct srv_conn *c, int code, const char *why)
 {
-	rp_warn("client %s: %s: closing the connection", c->peer, why);
+	rp_warn("client %s: %s: closing the connection", c->conn.peer, why);
 	stat_add(&c->srv->st.rejected, 1);
 	send_error(c, code, why);
 	return -EPROTO;
 }
 
+/*
+ * Is @session the token of a live control connection other than @self?
+ * With @identity, the control connection must also have authenticated as
+ * that identity (a data connection joins only its own peer's session).
+ */
 static bool session_live(struct rpage_server *s, uint64_t session,
-			 const struct srv_conn *self)
+			 const struct srv_conn *self, const char *identity)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&s->lock);
 	for (struct srv_conn *c = s->conns; c; c = c->next)
 		if (c != self && !c->done && c->role == RP_ROLE_CONTROL &&
-		    c->session == session)
+		    c->session == session &&
+		    (!identity || !strcmp(identity, c->conn.identity)))
 			found = true;
 	pthread_mutex_unlock(&s->lock);
 	return found;
@@ -271,7 +380,28 @@ static bool session_live(struct rpage_server *s, uint64_t session,
 
 bool srv_session_live(struct rpage_server *s, uint64_t session)
 {
-	return session_live(s, session, NULL);
+	return session_live(s, session, NULL, NULL);
+}
+
+/* The regions @identity may read, in server order: 0 or -ENOMEM. */
+static int build_view(struct rpage_server *s, const char *identity,
+		      struct srv_view *v)
+{
+	v->idx = calloc(s->nregions ? s->nregions : 1, sizeof(*v->idx));
+	v->n = 0;
+	if (!v->idx)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nregions; i++) {
+		bool ok = s->nrules == 0;
+
+		for (unsigned k = 0; k < s->nrules && !ok; k++)
+			ok = !strcmp(s->rules[k].identity, identity) &&
+			     (s->rules[k].region < 0 ||
+			      s->rules[k].region == (int)i);
+		if (ok)
+			v->idx[v->n++] = (uint16_t)i;
+	}
+	return 0;
 }
 
 static int do_hello(struct srv_conn *c)
@@ -281,12 +411,21 @@ static int do_hello(struct srv_conn *c)
 	struct rp_hello h;
 	struct rp_hello_ack a = { 0 };
 	struct rp_hdr hdr;
+	uint8_t hb[RP_HDR_LEN];
 	const char *why = NULL;
 	int ret;
 
-	ret = rp_recv_frame(c->fd, &hdr, buf, sizeof(buf), &why);
-	if (ret == -EPROTO)
+	ret = rp_conn_read_full(&c->conn, hb, sizeof(hb));
+	if (ret)
+		return ret;
+	if (hb[0] == 22 && hb[1] == 3 && c->conn.mode == RP_CONN_PLAIN)
+		return reject(c, EPROTO,
+			      "a TLS handshake, but this server has no credentials (start it with --psk-file or --tls-cert/--tls-key/--tls-ca)");
+	if (rp_hdr_decode(hb, &hdr, &why))
 		return reject(c, EPROTO, why);
+	if (hdr.len > sizeof(buf))
+		return reject(c, EPROTO, "HELLO larger than expected");
+	ret = rp_conn_read_full(&c->conn, buf, hdr.len);
 	if (ret)
 		return ret;
 	if (hdr.type != RP_MSG_HELLO)
@@ -296,8 +435,18 @@ static int do_hello(struct srv_conn *c)
 	if (h.ver_min > RP_VERSION || h.ver_max < RP_VERSION)
 		return reject(c, EPROTONOSUPPORT,
 			      "no protocol version in common");
-	if (h.auth_type != 0)
+	if (h.auth_type != RP_AUTH_NONE)
 		return reject(c, EACCES, "authentication method not supported");
+	ret = build_view(s, c->conn.identity, &c->view);
+	if (ret)
+		return ret;
+	if (!c->view.n && s->nregions) {
+		char msg[RP_MAX_IDENTITY + 64];
+
+		snprintf(msg, sizeof(msg), "identity '%s' may read no region",
+			 c->conn.identity);
+		return reject(c, EACCES, msg);
+	}
 	c->role = h.role;
 	if (h.role == RP_ROLE_CONTROL) {
 		if (getrandom(&c->session, sizeof(c->session), 0) !=
@@ -305,9 +454,10 @@ static int do_hello(struct srv_conn *c)
 			return -EIO;
 		c->session |= 1;
 	} else {
-		if (!h.session || !session_live(s, h.session, c))
+		if (!h.session ||
+		    !session_live(s, h.session, c, c->conn.identity))
 			return reject(c, EACCES,
-				      "data connection names no live session");
+				      "data connection names no live session of this identity");
 		c->session = h.session;
 	}
 	a.version = RP_VERSION;
@@ -315,18 +465,18 @@ static int do_hello(struct srv_conn *c)
 		     (RP_FEAT_SENDFILE | (s->rdma ? RP_FEAT_RDMA : 0));
 	a.session = c->session;
 	a.max_data = RP_MAX_DATA;
-	a.nregions = s->nregions;
+	a.nregions = c->view.n;
 	rp_hello_ack_encode(buf, &a);
-	rp_dbg("client %s: hello role %u session %016llx", c->peer, h.role,
-	       (unsigned long long)c->session);
-	return rp_send_frame(c->fd, RP_MSG_HELLO_ACK, hdr.tag, buf,
-			     RP_HELLO_ACK_LEN);
+	rp_dbg("client %s: hello role %u session %016llx (%s)", c->conn.peer,
+	       h.role, (unsigned long long)c->session, c->conn.desc);
+	return rp_conn_send_frame(&c->conn, RP_MSG_HELLO_ACK, hdr.tag, buf,
+				  RP_HELLO_ACK_LEN);
 }
 
 static int send_regions(struct srv_conn *c, uint64_t tag)
 {
 	struct rpage_server *s = c->srv;
-	struct rp_region_desc *d = calloc(s->nregions ? s->nregions : 1,
+	struct rp_region_desc *d = calloc(c->view.n ? c->view.n : 1,
 					  sizeof(*d));
 	uint8_t *buf;
 	size_t n;
@@ -334,79 +484,91 @@ static int send_regions(struct srv_conn *c, uint64_t tag)
 
 	if (!d)
 		return -ENOMEM;
-	for (unsigned i = 0; i < s->nregions; i++) {
+	for (unsigned i = 0; i < c->view.n; i++) {
+		const struct srv_region *g = &s->regions[c->view.idx[i]];
+
 		d[i].id = i;
-		d[i].page_size = s->regions[i].page_size;
-		d[i].length = s->regions[i].length;
-		d[i].name_len = (uint16_t)strlen(s->regions[i].name);
-		memcpy(d[i].name, s->regions[i].name, d[i].name_len);
+		d[i].page_size = g->page_size;
+		d[i].length = g->length;
+		d[i].name_len = (uint16_t)strlen(g->name);
+		memcpy(d[i].name, g->name, d[i].name_len);
 	}
-	buf = malloc(rp_regions_size(d, s->nregions));
+	buf = malloc(rp_regions_size(d, c->view.n));
 	if (!buf) {
 		free(d);
 		return -ENOMEM;
 	}
-	n = rp_regions_encode(buf, d, s->nregions);
-	ret = rp_send_frame(c->fd, RP_MSG_REGIONS, tag, buf, (uint32_t)n);
+	n = rp_regions_encode(buf, d, c->view.n);
+	ret = rp_conn_send_frame(&c->conn, RP_MSG_REGIONS, tag, buf,
+				 (uint32_t)n);
 	free(buf);
 	free(d);
 	return ret;
 }
 
-static int send_pages(struct srv_conn *c, uint64_t tag,
+static int send_pages(struct srv_conn *c, uint64_t tag, unsigned region,
 		      const struct rp_page_req *rq)
 {
-	struct srv_region *r = &c->srv->regions[rq->region];
+	struct srv_region *r = &c->srv->regions[region];
 	uint8_t hb[RP_HDR_LEN + RP_PAGE_DATA_HDR];
 	struct rp_hdr h = { .type = RP_MSG_PAGE_DATA,
 			    .len = RP_PAGE_DATA_HDR + rq->len,
 			    .tag = tag };
+	bool no_sf = !__atomic_load_n(&r->use_sendfile, __ATOMIC_RELAXED);
+	int ret;
 
 	rp_hdr_encode(hb, &h);
 	rp_page_data_hdr_encode(hb + RP_HDR_LEN, rq);
-	if (__atomic_load_n(&r->use_sendfile, __ATOMIC_RELAXED)) {
-		off_t off = (off_t)rq->offset;
-		size_t left = rq->len;
-
-		if (send(c->fd, hb, sizeof(hb), MSG_MORE | MSG_NOSIGNAL) !=
-		    (ssize_t)sizeof(hb)) {
-			/* a short send of 32 bytes on a blocking socket only
-			 * happens on error */
-			return -errno ? -errno : -EIO;
-		}
-		while (left) {
-			ssize_t n = sendfile(c->fd, r->fd, &off, left);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				if (n < 0 && (errno == EINVAL || errno == ENOSYS) &&
-				    left == rq->len) {
-					/* no splice for this file: fall back */
-					__atomic_store_n(&r->use_sendfile, false,
-							 __ATOMIC_RELAXED);
-					return rp_write_full(
-						c->fd,
-						(char *)r->map + rq->offset,
-						rq->len);
-				}
-				return n < 0 ? -errno : -EIO;
-			}
-			left -= (size_t)n;
-		}
-	} else {
-		struct iovec iov[2] = {
-			{ hb, sizeof(hb) },
-			{ (char *)r->map + rq->offset, rq->len },
-		};
-		int ret = rp_sendv_full(c->fd, iov, 2);
-
-		if (ret)
-			return ret;
-	}
+	ret = rp_conn_send_with_data(&c->conn, hb, sizeof(hb), r->fd,
+				     rq->offset, (char *)r->map + rq->offset,
+				     rq->len, &no_sf);
+	if (no_sf && __atomic_load_n(&r->use_sendfile, __ATOMIC_RELAXED))
+		__atomic_store_n(&r->use_sendfile, false, __ATOMIC_RELAXED);
+	if (ret)
+		return ret;
 	stat_add(&c->srv->st.page_requests, 1);
 	stat_add(&c->srv->st.bytes_sent, rq->len);
 	return 0;
+}
+
+/* The TLS handshake (with credentials) and HELLO, under one deadline
+ * counted from the accept. */
+static int handshake(struct srv_conn *c)
+{
+	struct rpage_server *s = c->srv;
+	int ret;
+
+	ret = rp_conn_set_deadline(&c->conn, c->accepted_ns +
+				   (uint64_t)s->lim.handshake_ms * 1000000ull);
+	if (ret)
+		return ret;
+	if (s->tls) {
+		ret = rp_tls_server(&c->conn, s->tls);
+		if (ret) {
+			stat_add(&s->st.rejected, 1);
+			return ret == -ETIMEDOUT ? ret : -EPROTO;
+		}
+		if (!__atomic_exchange_n(&s->tls_logged, true, __ATOMIC_RELAXED))
+			rp_info("client %s: %s", c->conn.peer, c->conn.desc);
+	}
+	ret = do_hello(c);
+	if (ret == -ETIMEDOUT) {
+		rp_warn("client %s: no HELLO within %u ms of connecting: closing the connection",
+			c->conn.peer, s->lim.handshake_ms);
+		stat_add(&s->st.rejected, 1);
+	}
+	if (ret)
+		return ret;
+	/* authenticated (or on loopback): blocking again; an urgent
+	 * connection may rightly stay idle for hours unless told otherwise */
+	ret = rp_conn_set_deadline(&c->conn, 0);
+	if (!ret && s->lim.idle_ms) {
+		struct timeval tv = { .tv_sec = s->lim.idle_ms / 1000,
+				      .tv_usec = (s->lim.idle_ms % 1000) * 1000 };
+
+		setsockopt(c->conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	return ret;
 }
 
 static int serve(struct srv_conn *c)
@@ -418,23 +580,20 @@ static int serve(struct srv_conn *c)
 	char msg[160];
 	int ret;
 
-	ret = do_hello(c);
-	if (ret == -EAGAIN || ret == -EWOULDBLOCK) {
-		rp_warn("client %s: no HELLO within %d s: closing the connection",
-			c->peer, SRV_HELLO_TIMEOUT_S);
-		return -ETIMEDOUT;
-	}
+	ret = handshake(c);
 	if (ret)
 		return ret;
-	/* an urgent connection may rightly stay idle for hours */
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 0 },
-		   sizeof(struct timeval));
 	for (;;) {
-		ret = rp_recv_frame(c->fd, &h, buf, sizeof(buf), &why);
+		ret = rp_conn_recv_frame(&c->conn, &h, buf, sizeof(buf), &why);
 		if (ret == -ECONNRESET)
 			return 0; /* orderly close */
 		if (ret == -EPROTO)
 			return reject(c, EPROTO, why);
+		if (ret == -EAGAIN) {
+			rp_warn("client %s: no request for %u ms: closing the idle connection",
+				c->conn.peer, s->lim.idle_ms);
+			return -ETIMEDOUT;
+		}
 		if (ret)
 			return ret;
 		switch (h.type) {
@@ -445,46 +604,48 @@ static int serve(struct srv_conn *c)
 			break;
 		case RP_MSG_PAGE_REQ: {
 			struct rp_page_req rq;
+			const struct srv_region *g;
 
 			if (rp_page_req_decode(buf, h.len, &rq, &why))
 				return reject(c, EPROTO, why);
-			if (rq.region >= s->nregions) {
+			if (rq.region >= c->view.n) {
 				snprintf(msg, sizeof(msg),
 					 "page request for region id %u, which does not exist",
 					 rq.region);
 				return reject(c, ENOENT, msg);
 			}
-			if (rp_page_req_check(&rq, s->regions[rq.region].length,
-					      &why)) {
+			g = &s->regions[c->view.idx[rq.region]];
+			if (rp_page_req_check(&rq, g->length, &why)) {
 				snprintf(msg, sizeof(msg),
 					 "%s (region '%s', offset 0x%llx, length %u)",
-					 why, s->regions[rq.region].name,
+					 why, g->name,
 					 (unsigned long long)rq.offset, rq.len);
 				return reject(c, ERANGE, msg);
 			}
-			ret = send_pages(c, h.tag, &rq);
+			ret = send_pages(c, h.tag, c->view.idx[rq.region], &rq);
 			break;
 		}
 		case RP_MSG_RDMA_FIRST ... RP_MSG_RDMA_LAST:
 			if (c->role != RP_ROLE_CONTROL)
 				return reject(c, EPROTO, "RDMA message on a data connection");
-			ret = srv_rdma_ctl(s->rdma, c->session, c->fd, &h, buf,
-					   &why);
+			ret = srv_rdma_ctl(s->rdma, c->session, &c->view,
+					   &c->conn, &h, buf, &why);
 			if (ret == -EPROTO)
 				return reject(c, EPROTO, why);
 			break;
 		case RP_MSG_DONE:
 			if (h.len != 4)
 				return reject(c, EPROTO, "DONE has the wrong length");
-			rp_info("client %s: reports its memory complete", c->peer);
+			rp_info("client %s: reports its memory complete",
+				c->conn.peer);
 			break;
 		case RP_MSG_ERROR: {
 			struct rp_error e;
 
 			if (rp_error_decode(buf, h.len, &e, &why))
 				return reject(c, EPROTO, why);
-			rp_warn("client %s: sent error %d: %s", c->peer, e.code,
-				e.msg);
+			rp_warn("client %s: sent error %d: %s", c->conn.peer,
+				e.code, e.msg);
 			return -EPROTO;
 		}
 		default:
@@ -505,16 +666,16 @@ static void *conn_main(void *arg)
 	rp_thread_name("rpage/srv/conn");
 	ret = serve(c);
 	if (ret && ret != -EPROTO && ret != -EPIPE && ret != -ECONNRESET &&
-	    ret != -ETIMEDOUT)
-		rp_warn("client %s: connection ended: %s", c->peer,
+	    ret != -ETIMEDOUT && ret != -EACCES)
+		rp_warn("client %s: connection ended: %s", c->conn.peer,
 			strerror(-ret));
-	shutdown(c->fd, SHUT_RDWR);
+	rp_conn_shutdown(&c->conn);
 	/* the session is dead before its RDMA state goes, so no RDMA
 	 * connection can join it in between */
 	pthread_mutex_lock(&c->srv->lock);
 	c->done = true;
 	pthread_mutex_unlock(&c->srv->lock);
-	if (c->role == RP_ROLE_CONTROL)
+	if (c->role == RP_ROLE_CONTROL && c->session)
 		srv_rdma_session_end(c->srv->rdma, c->session);
 	__atomic_fetch_sub(&c->srv->st.active, 1, __ATOMIC_RELAXED);
 	return NULL;
@@ -539,9 +700,88 @@ static void reap(struct rpage_server *s, bool all)
 	while ((c = dead)) {
 		dead = c->next;
 		pthread_join(c->thread, NULL);
-		close(c->fd);
+		rp_conn_close(&c->conn);
+		free(c->view.idx);
 		free(c);
 	}
+}
+
+/* The peer's address without the port. */
+static void peer_ip(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	snprintf(buf, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf,
+			  (socklen_t)len);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+			  buf, (socklen_t)len);
+}
+
+/* Connections open from @ip (lock held). */
+static unsigned conns_from(struct rpage_server *s, const char *ip)
+{
+	unsigned n = 0;
+
+	for (struct srv_conn *c = s->conns; c; c = c->next)
+		if (!c->done && !strcmp(c->ip, ip))
+			n++;
+	return n;
+}
+
+/* A connection just accepted: within the caps, start its thread. */
+static void admit(struct rpage_server *s, int fd)
+{
+	struct srv_conn *c;
+	char ip[48];
+	int one = 1;
+
+	peer_ip(fd, ip, sizeof(ip));
+	if (__atomic_load_n(&s->st.active, __ATOMIC_RELAXED) >=
+	    s->lim.max_conns) {
+		rp_warn("client %s: refused: %u connections are open already",
+			ip, s->lim.max_conns);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rp_tcp_liveness(fd);
+	c->srv = s;
+	c->accepted_ns = rp_now_ns();
+	rp_conn_init(&c->conn, fd);
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	pthread_mutex_lock(&s->lock);
+	if (conns_from(s, ip) >= s->lim.max_conns_per_peer) {
+		pthread_mutex_unlock(&s->lock);
+		rp_warn("client %s: refused: %u connections from this address are open already",
+			c->conn.peer, s->lim.max_conns_per_peer);
+		rp_conn_close(&c->conn);
+		free(c);
+		return;
+	}
+	stat_add(&s->st.connections, 1);
+	stat_add(&s->st.active, 1);
+	if (pthread_create(&c->thread, NULL, conn_main, c)) {
+		pthread_mutex_unlock(&s->lock);
+		rp_warn("client %s: cannot start a thread", c->conn.peer);
+		stat_add(&s->st.active, (uint64_t)-1);
+		rp_conn_close(&c->conn);
+		free(c);
+		return;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void *accept_main(void *arg)
@@ -552,10 +792,7 @@ static void *accept_main(void *arg)
 
 	rp_thread_name("rpage/srv/acc");
 	for (;;) {
-		struct srv_conn *c;
-		struct timeval hello_to = { .tv_sec = SRV_HELLO_TIMEOUT_S };
-		int fd, one = 1;
-
+		int fd;
 		/* wake once a second to join finished connections */
 		int pr = poll(pf, 2, 1000);
 
@@ -581,43 +818,44 @@ static void *accept_main(void *arg)
 				usleep(100000);
 			continue;
 		}
-		if (__atomic_load_n(&s->st.active, __ATOMIC_RELAXED) >=
-		    SRV_MAX_CONNS) {
-			char peer[64];
-
-			rp_peer_name(fd, peer, sizeof(peer));
-			rp_warn("client %s: refused: %u connections are open already",
-				peer, SRV_MAX_CONNS);
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &hello_to, sizeof(hello_to));
-		rp_tcp_liveness(fd);
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->srv = s;
-		c->fd = fd;
-		rp_peer_name(fd, c->peer, sizeof(c->peer));
-		stat_add(&s->st.connections, 1);
-		stat_add(&s->st.active, 1);
-		pthread_mutex_lock(&s->lock);
-		if (pthread_create(&c->thread, NULL, conn_main, c)) {
-			pthread_mutex_unlock(&s->lock);
-			rp_warn("client %s: cannot start a thread", c->peer);
-			stat_add(&s->st.active, (uint64_t)-1);
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = s->conns;
-		s->conns = c;
-		pthread_mutex_unlock(&s->lock);
+		admit(s, fd);
 	}
 	return NULL;
+}
+
+/* Secure by default: credentials, loopback, or an explicit insecure. */
+static int check_policy(struct rpage_server *srv)
+{
+	char where[64] = "?";
+	int port = rp_local_port(srv->listen_fd);
+
+	if (srv->nrules && !srv->tls) {
+		rp_err("authorization rules need credentials (a PSK file or X.509)");
+		return -EINVAL;
+	}
+	if (srv->tls || srv->insecure || rp_fd_local_is_loopback(srv->listen_fd))
+		return 0;
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {
+			char h[48] = "?";
+
+			if (ss.ss_family == AF_INET)
+				inet_ntop(AF_INET,
+					  &((struct sockaddr_in *)&ss)->sin_addr,
+					  h, sizeof(h));
+			else if (ss.ss_family == AF_INET6)
+				inet_ntop(AF_INET6,
+					  &((struct sockaddr_in6 *)&ss)->sin6_addr,
+					  h, sizeof(h));
+			snprintf(where, sizeof(where), "%s:%d", h, port);
+		}
+	}
+	rp_err("refusing to serve memory on %s without authentication: anyone who reaches it could read every region. Give credentials (--psk-file FILE, or --tls-cert/--tls-key/--tls-ca), listen on loopback, or say --insecure",
+	       where);
+	return -EACCES;
 }
 
 RP_EXPORT int rpage_server_start(struct rpage_server *srv)
@@ -628,6 +866,11 @@ RP_EXPORT int rpage_server_start(struct rpage_server *srv)
 		return -ENOTCONN;
 	if (srv->running)
 		return -EALREADY;
+	ret = check_policy(srv);
+	if (ret)
+		return ret;
+	srv_rdma_set_limits(srv->rdma, srv->lim.max_rdma,
+			    srv->lim.max_rdma_per_session);
 	ret = srv_rdma_start(srv->rdma);
 	if (ret)
 		return ret;
@@ -650,7 +893,7 @@ RP_EXPORT int rpage_server_stop(struct rpage_server *srv)
 	pthread_join(srv->accept_thread, NULL);
 	pthread_mutex_lock(&srv->lock);
 	for (struct srv_conn *c = srv->conns; c; c = c->next)
-		shutdown(c->fd, SHUT_RDWR);
+		rp_conn_shutdown(&c->conn);
 	pthread_mutex_unlock(&srv->lock);
 	reap(srv, true);
 	srv_rdma_stop(srv->rdma);
@@ -674,6 +917,7 @@ RP_EXPORT void rpage_server_free(struct rpage_server *srv)
 		close(srv->listen_fd);
 	close(srv->stop_efd);
 	pthread_mutex_destroy(&srv->lock);
+	free(srv->rules);
 	free(srv);
 }
 

@@ -17,6 +17,14 @@ struct srv_region {
 
 struct rpage_server;
 struct rp_hdr;
+struct rp_conn;
+
+/* The regions one peer may read, in its own numbering: its region id i is
+ * the server's region idx[i]. */
+struct srv_view {
+	uint16_t *idx;
+	unsigned n;
+};
 
 /* server.c: is @session the token of a control connection still open? */
 bool srv_session_live(struct rpage_server *s, uint64_t session);
@@ -35,13 +43,19 @@ int srv_rdma_start(struct srv_rdma *r);
 /* Stops the CM thread and ends every RDMA connection. */
 void srv_rdma_stop(struct srv_rdma *r);
 void srv_rdma_free(struct srv_rdma *r);
+/* Caps on RDMA connections (rpage_server_limits). */
+void srv_rdma_set_limits(struct srv_rdma *r, unsigned total,
+			 unsigned per_session);
 /*
  * Handles a control-session message of type 16..31 (payload @p of the
- * header's length, already read) for @session on socket @fd: sends the
- * answer. Returns 0, -EPROTO with *why set (the caller rejects), or
- * another -errno.
+ * header's length, already read) for @session, whose peer reads the
+ * regions of @view, on connection @c: sends the answer. Runs on the
+ * control connection's thread, which is the only one that registers the
+ * session's memory and ends the session. Returns 0, -EPROTO with *why set
+ * (the caller rejects), or another -errno.
  */
-int srv_rdma_ctl(struct srv_rdma *r, uint64_t session, int fd,
+int srv_rdma_ctl(struct srv_rdma *r, uint64_t session,
+		 const struct srv_view *view, struct rp_conn *c,
 		 const struct rp_hdr *h, const uint8_t *p, const char **why);
 /* The control connection of @session ended: its keys stop working. */
 void srv_rdma_session_end(struct srv_rdma *r, uint64_t session);

@@ -3,20 +3,25 @@
 # installed. As root it installs the missing ones with apt-get; otherwise it
 # names them and stops.
 #   build: compiler, make, pkg-config, linux headers, rdma-core development
-#          files (libibverbs, librdmacm), libnuma, CUnit
+#          files (libibverbs, librdmacm), libnuma, CUnit, GnuTLS (TLS 1.3)
 #   test:  build + python3 and bc (test scripts), iproute2 (network
 #          namespaces, veth, netem), and for the soft-RoCE guest:
 #          qemu-system-x86, busybox-static, cpio, kmod, rdma-core,
 #          ibverbs-providers, ibverbs-utils, rdmacm-utils, perftest
 #          (the guest's kernel itself is fetched with `apt-get download`
-#          into build/vm by tests/rdma/vm-build.sh), gnuplot-nox (plots)
+#          into build/vm by tests/rdma/vm-build.sh), gnuplot-nox (plots),
+#          gnutls-bin (certtool and psktool: test credentials), tcpdump
+#          (the capture that must hold no clear bytes)
+#   fuzz:  build + clang and its libFuzzer/sanitizer runtimes
 set -eu
-build="gcc make pkg-config linux-libc-dev libc6-dev libibverbs-dev librdmacm-dev libnuma-dev libcunit1-dev"
-test="$build python3 bc iproute2 procps qemu-system-x86 busybox-static cpio kmod rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest gnuplot-nox"
+build="gcc make pkg-config linux-libc-dev libc6-dev libibverbs-dev librdmacm-dev libnuma-dev libcunit1-dev libgnutls28-dev"
+test="$build python3 bc iproute2 procps qemu-system-x86 busybox-static cpio kmod rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest gnuplot-nox gnutls-bin tcpdump"
+fuzz="$build clang libclang-rt-dev"
 case ${1:-build} in
 build) want=$build ;;
 test) want=$test ;;
-*) echo "usage: tests/deps.sh build|test" >&2; exit 2 ;;
+fuzz) want=$fuzz ;;
+*) echo "usage: tests/deps.sh build|test|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

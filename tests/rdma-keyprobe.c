@@ -1,20 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rpage-keyprobe HOST PORT FILE: proves on real verbs that a client's RDMA
- * keys stop working when its control connection ends.
+ * rpage-keyprobe [--psk-file FILE] HOST PORT IMAGE: proves on real verbs
+ * who can READ a server's memory with which keys, from the outside, with
+ * raw verbs (no rpage transport code on the attacking side).
  *
- * FILE is what the server at HOST:PORT serves as region 0 (the bytes are
+ * IMAGE is what the server at HOST:PORT serves as region 0 (the bytes are
  * checked against it). Steps, each printing PASS or FAIL:
- *   1. session 1: control connection (rpage_source_connect_opts, tcp),
- *      RDMA_INFO, an rdma_cm connection naming the session, RDMA_KEYS;
- *      one RDMA READ with its key returns the file's bytes;
- *   2. session 1's control connection is closed (its QP kept): the server
+ *   1. session 1 (authenticated with --psk-file when given): a ticket, an
+ *      rdma_cm connection naming the session and the ticket, the keys of
+ *      that connection; the addresses are zero-based (no virtual address
+ *      of the server) and one READ returns the image's bytes;
+ *   2. an outsider who saw session 1's CONNECT on the fabric: a CONNECT
+ *      naming session 1 with no ticket, with the ticket already used, and
+ *      with a made-up session, are all refused: no QP, nothing to READ
+ *      with;
+ *   3. where the keys are memory windows bound to a QP: a second
+ *      connection of session 1 READing with the first connection's key
+ *      gets a remote access error and no data; its own key works;
+ *   4. session 2 (another session): a READ with session 1's key on its
+ *      QP fails with a remote access error, no data arrives;
+ *   5. session 1's control connection is closed (its QP kept): the server
  *      disconnects the QP, and a READ on it with the old key returns no
- *      data (an error completion, or none within 5 s: then teardown
- *      flushes it);
- *   3. session 2 (new control connection, new QP): a READ with session 1's
- *      old {addr, rkey} fails (remote access error), no data arrives;
- *   4. a READ with session 2's own key on a fresh QP of session 2 succeeds.
+ *      data; session 2's QP with session 1's old key still gets nothing;
+ *   6. session 2's own key works on a fresh QP.
+ * With --caps N (the server runs with --max-rdma-per-session N) it checks
+ * that cap instead of steps 2 to 6.
  * Exit 0 when every step held, 1 otherwise. Every wait is bounded.
  */
 #include <netdb.h>
@@ -28,6 +38,7 @@
 #include "../client/client_int.h"
 #include "../common/proto_rdma.h"
 #include "../common/rp.h"
+#include "../common/tls.h"
 
 #ifdef RPAGE_HAVE_RDMA
 #include "../common/rdma.h"
@@ -38,13 +49,12 @@
 #define PROBE_OFF (3 * 4096u) /* region offset read (inside chunk 0) */
 
 static const char *host, *port, *file;
+static struct rpage_tls *tls;
 static int failures;
 
 struct sess {
 	struct rpage_source *src;
 	uint16_t rdma_port;
-	struct rp_rdma_region_keys *keys;
-	unsigned nkeys;
 };
 
 struct conn {
@@ -55,6 +65,10 @@ struct conn {
 	struct ibv_mr *mr;
 	bool connected;
 	unsigned outstanding;
+	uint8_t ticket[RP_RDMA_TICKET_LEN];
+	struct rp_rdma_region_keys *keys; /* this connection's */
+	unsigned nkeys;
+	uint32_t keys_flags;
 	uint8_t buf[PROBE_LEN];
 };
 
@@ -67,23 +81,12 @@ static void result(bool ok, const char *what)
 }
 
 /* One request/answer on @s's control connection. */
-static int ctl_call(struct sess *s, uint16_t type, uint16_t want, uint8_t *buf,
-		    uint32_t cap, struct rp_hdr *h)
+static int ctl_call(struct sess *s, uint16_t type, const void *req,
+		    uint32_t rlen, uint16_t want, uint8_t *buf, uint32_t cap,
+		    struct rp_hdr *h)
 {
-	const char *why = NULL;
-	int ret = rp_send_frame(s->src->ctl_fd, type, 7, NULL, 0);
-
-	if (!ret)
-		ret = rp_recv_frame(s->src->ctl_fd, h, buf, cap, &why);
-	if (!ret && h->type != want) {
-		fprintf(stderr, "keyprobe: %s answered with type %u\n",
-			rp_rdma_msg_name(type), h->type);
-		ret = -EPROTO;
-	}
-	if (ret)
-		fprintf(stderr, "keyprobe: %s: %s\n", rp_rdma_msg_name(type),
-			why ? why : strerror(-ret));
-	return ret;
+	return rp_rdma_ctl_call(s->src, type, req, rlen, want, buf, cap, h,
+				"keyprobe");
 }
 
 /* Waits for the next completion (bounded): its status, or -ETIMEDOUT. */
@@ -135,15 +138,41 @@ static void conn_close(struct conn *c)
 		rdma_destroy_id(c->id);
 	if (c->cmch)
 		rdma_destroy_event_channel(c->cmch);
+	rp_rdma_keys_free(c->keys, c->nkeys);
 	free(c);
 }
 
-/* An rdma_cm connection for session @s (its CONNECT names the session). */
-static struct conn *conn_open(struct sess *s)
+/* The keys of connection @c of session @s. */
+static int get_keys(struct sess *s, struct conn *c)
 {
-	struct rp_rdma_conn rc = { .version = RP_VERSION,
+	int ret = rp_rdma_keys(s->src, c->ticket, &c->keys, &c->nkeys,
+			       &c->keys_flags, "keyprobe");
+
+	if (!ret && (c->nkeys < 1 || c->keys[0].nchunks < 1 ||
+		     c->keys[0].chunks[0].length < PROBE_OFF + PROBE_LEN)) {
+		fprintf(stderr, "keyprobe: region 0 is too small\n");
+		ret = -EINVAL;
+	}
+	if (!ret)
+		printf("keyprobe: session %016llx: region 0 chunk 0 at 0x%llx rkey 0x%x (%u chunk%s, %s)\n",
+		       (unsigned long long)s->src->session,
+		       (unsigned long long)c->keys[0].chunks[0].addr,
+		       c->keys[0].chunks[0].rkey, c->keys[0].nchunks,
+		       c->keys[0].nchunks == 1 ? "" : "s",
+		       c->keys_flags & RP_RDMA_KEYS_MW ? "memory windows"
+						       : "memory regions");
+	return ret;
+}
+
+/* An rdma_cm connection naming @session and @ticket in its CONNECT; NULL
+ * with *err set when it cannot be made (-ECONNREFUSED: the server
+ * rejected it). */
+static struct conn *conn_raw(uint16_t rdma_port, uint64_t session,
+			     const uint8_t *ticket, int *err)
+{
+	struct rp_rdma_conn rc = { .version = RP_RDMA_CONN_VERSION,
 				   .role = RP_ROLE_URGENT,
-				   .session = s->src->session };
+				   .session = session };
 	uint8_t priv[RP_RDMA_CONN_LEN];
 	struct rdma_conn_param cp = { 0 };
 	struct ibv_qp_init_attr qa = { 0 };
@@ -167,7 +196,8 @@ static struct conn *conn_open(struct sess *s)
 	rdma_set_option(c->id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &ack,
 			sizeof(ack));
 	what = "resolving the address";
-	snprintf(p, sizeof(p), "%u", s->rdma_port);
+	memcpy(rc.ticket, ticket, RP_RDMA_TICKET_LEN);
+	snprintf(p, sizeof(p), "%u", rdma_port);
 	if (getaddrinfo(host, p, &hints, &ai)) {
 		ret = -ENOENT;
 		goto fail;
@@ -223,19 +253,41 @@ static struct conn *conn_open(struct sess *s)
 	if (ret)
 		goto fail;
 	c->connected = true;
+	memcpy(c->ticket, ticket, RP_RDMA_TICKET_LEN);
+	*err = 0;
 	return c;
 fail:
 	fprintf(stderr, "keyprobe: RDMA connection: %s failed: %s\n", what,
 		strerror(-ret));
+	*err = ret;
 	conn_close(c);
 	return NULL;
 }
 
-/* Opens a control session and its first RDMA connection (*c), then gets
- * the session's key table. */
+/* A connection of session @s the way a client makes one: a ticket, the
+ * CONNECT, its keys. */
+static struct conn *conn_open(struct sess *s)
+{
+	uint8_t tk[RP_RDMA_TICKET_LEN];
+	struct conn *c;
+	int err;
+
+	if (rp_rdma_ticket(s->src, tk, "keyprobe"))
+		return NULL;
+	c = conn_raw(s->rdma_port, s->src->session, tk, &err);
+	if (c && get_keys(s, c)) {
+		conn_close(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* Opens a control session and its first RDMA connection (*c) with its
+ * keys. */
 static int sess_open(struct sess *s, struct conn **c)
 {
-	struct rpage_connect_opts o = { .transport = RPAGE_TRANSPORT_TCP };
+	struct rpage_connect_opts o = { .transport = RPAGE_TRANSPORT_TCP,
+					.tls = tls, .insecure = !tls };
 	struct rp_rdma_info info;
 	struct rp_hdr h;
 	const char *why = NULL;
@@ -254,7 +306,8 @@ static int sess_open(struct sess *s, struct conn **c)
 		fprintf(stderr, "keyprobe: the server offers no RDMA (or no region)\n");
 		goto out;
 	}
-	ret = ctl_call(s, RP_MSG_RDMA_INFO_REQ, RP_MSG_RDMA_INFO, buf, 64, &h);
+	ret = ctl_call(s, RP_MSG_RDMA_INFO_REQ, NULL, 0, RP_MSG_RDMA_INFO, buf,
+		       64, &h);
 	if (!ret && rp_rdma_info_decode(buf, h.len, &info, &why))
 		ret = -EPROTO;
 	if (ret)
@@ -266,29 +319,8 @@ static int sess_open(struct sess *s, struct conn **c)
 	}
 	s->rdma_port = info.port;
 	*c = conn_open(s);
-	if (!*c) {
+	if (!*c)
 		ret = -ECONNREFUSED;
-		goto out;
-	}
-	ret = ctl_call(s, RP_MSG_RDMA_KEYS_REQ, RP_MSG_RDMA_KEYS, buf,
-		       RP_RDMA_KEYS_MAX, &h);
-	if (!ret && rp_rdma_keys_decode(buf, h.len, s->src->regions,
-					s->src->nregions, &s->keys, &s->nkeys,
-					&why)) {
-		fprintf(stderr, "keyprobe: RDMA_KEYS: %s\n", why ? why : "bad");
-		ret = -EPROTO;
-	}
-	if (!ret && (s->nkeys < 1 || s->keys[0].nchunks < 1 ||
-		     s->keys[0].chunks[0].length < PROBE_OFF + PROBE_LEN)) {
-		fprintf(stderr, "keyprobe: region 0 is too small\n");
-		ret = -EINVAL;
-	}
-	if (!ret)
-		printf("keyprobe: session %016llx: region 0 chunk 0 at 0x%llx rkey 0x%x (%u chunk%s)\n",
-		       (unsigned long long)s->src->session,
-		       (unsigned long long)s->keys[0].chunks[0].addr,
-		       s->keys[0].chunks[0].rkey, s->keys[0].nchunks,
-		       s->keys[0].nchunks == 1 ? "" : "s");
 out:
 	free(buf);
 	return ret;
@@ -296,7 +328,6 @@ out:
 
 static void sess_close(struct sess *s)
 {
-	rp_rdma_keys_free(s->keys, s->nkeys);
 	rpage_source_close(s->src);
 	memset(s, 0, sizeof(*s));
 }
@@ -337,11 +368,11 @@ static bool buf_untouched(const struct conn *c)
 	return true;
 }
 
-/* A READ that must succeed and return the file's bytes. */
-static void expect_data(struct conn *c, const struct sess *s,
-			const uint8_t *want, const char *what)
+/* A READ with @c's own key that must succeed and return the file's
+ * bytes. */
+static void expect_data(struct conn *c, const uint8_t *want, const char *what)
 {
-	const struct rp_rdma_chunk *k = &s->keys[0].chunks[0];
+	const struct rp_rdma_chunk *k = &c->keys[0].chunks[0];
 	enum ibv_wc_status st = IBV_WC_GENERAL_ERR;
 	char msg[256];
 	int ret = probe_read(c, k->addr + PROBE_OFF, k->rkey, CQ_MS, &st);
@@ -438,21 +469,87 @@ static bool wait_disconnected(struct conn *c, int ms)
 	}
 }
 
+/* A CONNECT that the server must refuse. */
+static void expect_refused(uint16_t rdma_port, uint64_t session,
+			   const uint8_t *ticket, const char *what)
+{
+	int err = 0;
+	struct conn *c = conn_raw(rdma_port, session, ticket, &err);
+	char msg[256];
+
+	if (c) {
+		snprintf(msg, sizeof(msg), "%s: the server accepted it", what);
+		result(false, msg);
+		conn_close(c);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s: refused (%s)", what, strerror(-err));
+	result(err == -ECONNREFUSED, msg);
+}
+
+/*
+ * The cap on RDMA connections per session (the server runs with
+ * --max-rdma-per-session @cap): @c1 and cap - 1 more connect; one more is
+ * refused at its ticket, and the control connection goes on (a slot
+ * freed is usable again).
+ */
+static void caps_check(struct sess *s, unsigned cap)
+{
+	struct conn *more[64] = { NULL };
+	uint8_t tk[RP_RDMA_TICKET_LEN];
+	unsigned ok = 1;
+	char msg[160];
+	int ret;
+
+	for (unsigned i = 0; i + 1 < cap && i < 64; i++) {
+		more[i] = conn_open(s);
+		ok += more[i] != NULL;
+	}
+	snprintf(msg, sizeof(msg), "caps: %u of %u RDMA connections of one session accepted",
+		 ok, cap);
+	result(ok == cap, msg);
+	ret = rp_rdma_ticket(s->src, tk, "keyprobe");
+	snprintf(msg, sizeof(msg), "caps: connection %u of the session refused at its ticket (%s)",
+		 cap + 1, strerror(-ret));
+	result(ret == -EBUSY, msg);
+	conn_close(more[0]);
+	more[0] = conn_open(s);
+	result(more[0] != NULL,
+	       "caps: the control connection goes on; a freed slot is used again");
+	for (unsigned i = 0; i < 64; i++)
+		conn_close(more[i]);
+}
+
 int main(int argc, char **argv)
 {
+	static const uint8_t zero[RP_RDMA_TICKET_LEN];
 	struct sess s1, s2;
-	struct conn *c1 = NULL, *c2 = NULL, *c3 = NULL;
+	struct conn *c1 = NULL, *c1b = NULL, *c2 = NULL, *c3 = NULL;
 	struct rp_rdma_chunk old;
 	uint8_t want[PROBE_LEN];
-	int fd;
+	unsigned cap = 0;
+	int fd, a = 1;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: rpage-keyprobe HOST PORT FILE\n");
+	while (a + 1 < argc && argv[a][0] == '-') {
+		if (!strcmp(argv[a], "--psk-file")) {
+			struct rpage_tls_opts o = { .psk_file = argv[a + 1] };
+
+			if (rpage_tls_new(&o, &tls))
+				return 1;
+		} else if (!strcmp(argv[a], "--caps")) {
+			cap = (unsigned)strtoul(argv[a + 1], NULL, 0);
+		} else {
+			break;
+		}
+		a += 2;
+	}
+	if (argc - a != 3) {
+		fprintf(stderr, "usage: rpage-keyprobe [--psk-file FILE] [--caps N] HOST PORT IMAGE\n");
 		return 2;
 	}
-	host = argv[1];
-	port = argv[2];
-	file = argv[3];
+	host = argv[a];
+	port = argv[a + 1];
+	file = argv[a + 2];
 	fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || pread(fd, want, PROBE_LEN, PROBE_OFF) != PROBE_LEN) {
 		fprintf(stderr, "keyprobe: cannot read %u bytes of %s\n",
@@ -461,19 +558,61 @@ int main(int argc, char **argv)
 	}
 	close(fd);
 
-	/* 1. session 1 works */
+	/* 1. session 1 works, with zero-based addresses */
 	if (sess_open(&s1, &c1)) {
-		result(false, "session 1: control session, RDMA connection and keys");
+		result(false, "session 1: control session, ticket, RDMA connection and keys");
 		sess_close(&s1);
 		goto out;
 	}
-	expect_data(c1, &s1, want, "session 1: READ with its own key");
-	old = s1.keys[0].chunks[0];
+	result(c1->keys[0].chunks[0].addr == 0,
+	       "session 1: addresses are zero-based (no virtual address of the server)");
+	expect_data(c1, want, "session 1: READ with its own key");
+	old = c1->keys[0].chunks[0];
+	if (cap) {
+		caps_check(&s1, cap);
+		conn_close(c1);
+		sess_close(&s1);
+		goto out;
+	}
 
-	/* 2. its control connection ends: the server must disconnect the
-	 * QP and revoke the keys */
-	close(s1.src->ctl_fd);
-	s1.src->ctl_fd = -1;
+	/* 2. what an outsider who watched the fabric can do with it */
+	expect_refused(s1.rdma_port, s1.src->session, zero,
+		       "outsider: CONNECT naming session 1 without a ticket");
+	expect_refused(s1.rdma_port, s1.src->session, c1->ticket,
+		       "outsider: CONNECT naming session 1 with its ticket seen on the wire (already used)");
+	expect_refused(s1.rdma_port, s1.src->session ^ 0x5a5a0000ull, zero,
+		       "outsider: CONNECT naming a made-up session");
+
+	/* 3. windows: one connection's key is useless on another QP */
+	c1b = conn_open(&s1);
+	if (!c1b) {
+		result(false, "session 1: a second RDMA connection");
+	} else if (c1->keys_flags & RP_RDMA_KEYS_MW) {
+		/* own key first: a refused READ puts the QP in error */
+		expect_data(c1b, want, "session 1: READ with connection 2's own key");
+		expect_fail(c1b, &old, true, CQ_MS, false,
+			    "session 1: READ with connection 1's window key on connection 2's QP");
+	} else {
+		printf("keyprobe: note: this device has no type-2 memory windows: keys are per session\n");
+		expect_data(c1b, want, "session 1: READ on a second connection");
+	}
+	conn_close(c1b);
+	c1b = NULL;
+
+	/* 4. another session cannot use session 1's key */
+	if (sess_open(&s2, &c2)) {
+		result(false, "session 2: control session, RDMA connection and keys");
+		sess_close(&s2);
+		conn_close(c1);
+		sess_close(&s1);
+		goto out;
+	}
+	expect_fail(c2, &old, true, CQ_MS, false,
+		    "session 2: READ with session 1's {addr, rkey} on session 2's QP");
+
+	/* 5. session 1's control connection ends: the server must
+	 * disconnect the QP and revoke the keys */
+	rp_conn_close(&s1.src->ctl);
 	result(wait_disconnected(c1, CM_MS),
 	       "session 1: the server disconnected its QP when its control connection ended");
 	/* the QP (RTS on our side) must not return data: an error
@@ -488,31 +627,33 @@ int main(int argc, char **argv)
 	conn_close(c1);
 	c1 = NULL;
 	sess_close(&s1);
-
-	/* 3. a new session cannot use the old key */
-	if (sess_open(&s2, &c2)) {
-		result(false, "session 2: control session, RDMA connection and keys");
+	/* a fresh QP: the refused READ above put c2's in error */
+	conn_close(c2);
+	c2 = conn_open(&s2);
+	if (!c2) {
+		result(false, "session 2: a second RDMA connection");
 		sess_close(&s2);
 		goto out;
 	}
-	if (s2.keys[0].chunks[0].rkey == old.rkey)
+	if (c2->keys[0].chunks[0].rkey == old.rkey)
 		printf("keyprobe: note: session 2 got the same rkey 0x%x as session 1\n",
 		       old.rkey);
 	expect_fail(c2, &old, true, CQ_MS, false,
-		    "session 2: READ with session 1's old {addr, rkey} on session 2's QP");
+		    "session 2: READ with session 1's old key after session 1 ended");
 
-	/* 4. session 2's own key works on a fresh QP */
+	/* 6. session 2's own key works on a fresh QP */
 	c3 = conn_open(&s2);
 	if (!c3)
 		result(false, "session 2: a second RDMA connection");
 	else
-		expect_data(c3, &s2, want,
+		expect_data(c3, want,
 			    "session 2: READ with its own key on a fresh QP");
 	conn_close(c3);
 	conn_close(c2);
 	sess_close(&s2);
 out:
-	printf("keyprobe: %s\n", failures ? "FAIL" : "PASS: old keys are revoked");
+	rpage_tls_free(tls);
+	printf("keyprobe: %s\n", failures ? "FAIL" : "PASS: keys work only where they were given");
 	return failures ? 1 : 0;
 }
 

@@ -40,6 +40,59 @@ void rpage_set_log_level(enum rpage_log_level level);
 const char *rpage_version_string(void);
 
 /* ------------------------------------------------------------------ */
+/* Authentication and encryption                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every TCP connection between two rpage ends is TLS 1.3 with mutual
+ * authentication once credentials are given, and the kernel's TLS record
+ * layer carries it where the kernel has one (so sendfile keeps working).
+ * Without credentials a connection is plain, and both ends refuse that
+ * beyond loopback unless told `insecure` explicitly.
+ *
+ * Two kinds of credentials, one at a time:
+ *  - a pre-shared key: @psk_file holds IDENTITY:HEXKEY lines as QEMU's
+ *    keys.psk and GnuTLS's psktool write them. A server accepts any
+ *    identity of the file; a client presents the first line.
+ *  - X.509: @cert_file and @key_file (PEM) for this end, @ca_file (PEM) for
+ *    the peer's. The peer's certificate must chain to the CA; a client
+ *    also checks that it names the server (@peer_name, default: the host
+ *    it connects to). A peer's identity is its certificate's Common Name.
+ */
+struct rpage_tls_opts {
+	const char *psk_file;
+	const char *cert_file;
+	const char *key_file;
+	const char *ca_file;
+	/* Client: the name the server's certificate must carry (X.509). */
+	const char *peer_name;
+	/* Non-zero: keep the TLS record layer in user space even where the
+	 * kernel offers its own (for comparison, or around a kernel bug). */
+	int no_ktls;
+};
+
+struct rpage_tls;
+
+/*
+ * Loads and checks credentials (copies @o). Every problem is found here,
+ * with a message: a missing or unreadable file, a malformed line or key, a
+ * key shorter than 128 bits, a certificate that does not match its key,
+ * a CA file without certificates, both kinds given at once.
+ * Returns 0 and the handle in *out; -ENOENT, -EACCES, -EINVAL.
+ */
+int rpage_tls_new(const struct rpage_tls_opts *o, struct rpage_tls **out);
+void rpage_tls_free(struct rpage_tls *tls);
+/* The identity this end presents: the PSK file's first identity, or the
+ * Common Name of its certificate. Borrowed; lives as long as @tls. */
+const char *rpage_tls_identity(const struct rpage_tls *tls);
+/*
+ * Writes a fresh random 256-bit key for @identity (NULL: "rpage") to
+ * @path, created with mode 0600 and never overwritten (-EEXIST), in the
+ * keys.psk format. 0 or -errno.
+ */
+int rpage_tls_gen_psk(const char *path, const char *identity);
+
+/* ------------------------------------------------------------------ */
 /* Source side: the page server                                        */
 /* ------------------------------------------------------------------ */
 
@@ -99,6 +152,43 @@ int rpage_server_stop(struct rpage_server *srv);
 /* Stops if needed and frees everything, including region descriptors. */
 void rpage_server_free(struct rpage_server *srv);
 
+/*
+ * Authentication for every connection of @srv (borrows @tls: it must
+ * outlive the server; NULL: none). Without credentials the server serves
+ * plain TCP, and rpage_server_start refuses to start on an address that is
+ * not loopback unless @insecure is non-zero. Call before
+ * rpage_server_start. 0, -EBUSY (running).
+ */
+int rpage_server_set_tls(struct rpage_server *srv,
+			 const struct rpage_tls *tls, int insecure);
+
+/*
+ * Authorization: lets @identity read region @region ("*": every region).
+ * Once any rule exists, an identity reads only the regions named for it
+ * (an identity with none is refused at HELLO, before any region table),
+ * and sees them as its own region table. Without rules every
+ * authenticated peer reads every region. Needs credentials (checked at
+ * rpage_server_start). 0, -ENOENT (no such region), -EINVAL, -ENOMEM.
+ */
+int rpage_server_allow(struct rpage_server *srv, const char *identity,
+		       const char *region);
+
+/* What an unauthenticated peer can cost. 0 in a field keeps its
+ * default; idle_ms 0 means no idle limit. */
+struct rpage_server_limits {
+	unsigned max_conns;          /* TCP connections open (1024) */
+	unsigned max_conns_per_peer; /* from one IP address (64) */
+	unsigned handshake_ms;       /* TCP accept to HELLO_ACK, the TLS
+				      * handshake included, in all (10000) */
+	unsigned idle_ms;            /* no request for this long after HELLO
+				      * ends a connection (off) */
+	unsigned max_rdma;           /* RDMA connections in all (1024) */
+	unsigned max_rdma_per_session; /* RDMA connections per session (64) */
+};
+/* Sets the limits; call before rpage_server_start. 0, -EBUSY, -EINVAL. */
+int rpage_server_set_limits(struct rpage_server *srv,
+			    const struct rpage_server_limits *l);
+
 /* Server-wide counters (a snapshot; thread-safe). */
 struct rpage_server_stats {
 	uint64_t connections;      /* accepted since start */
@@ -152,6 +242,10 @@ struct rpage_connect_opts {
 	 * the connection's source address to that device's RoCE v2 IPv4
 	 * GID. */
 	const char *rdma_dev;
+	/* Credentials (borrowed; must outlive the source); NULL: none. */
+	const struct rpage_tls *tls;
+	/* Non-zero: talk to a server beyond loopback without credentials. */
+	int insecure;
 };
 
 /*
@@ -161,6 +255,10 @@ struct rpage_connect_opts {
  * chose and why (rpage_source_transport() tells it too). RDMA fails with
  * -ENODEV (and a message) when there is no usable device here and
  * -EPROTONOSUPPORT when the server has no RDMA.
+ * With opts->tls every connection is TLS 1.3 with mutual authentication;
+ * without, a server that is not on loopback is refused (-EACCES) unless
+ * opts->insecure. -EACCES also when the server could not be authenticated
+ * or refused our credentials: a wrong key is never retried.
  */
 int rpage_source_connect_opts(const char *host, const char *port,
 			      const struct rpage_connect_opts *opts,
@@ -182,6 +280,11 @@ int rpage_source_find_region(const struct rpage_source *src,
 			     const char *name);
 /* The transport in use (never AUTO). */
 enum rpage_transport rpage_source_transport(const struct rpage_source *src);
+/* How the control connection is protected, in words, e.g. "TLS1.3
+ * PSK 'node1' AES-128-GCM X25519, kernel TLS" or "plain TCP (no credentials)".
+ * Copies at most @len bytes with the NUL. Returns 0. */
+int rpage_source_security(const struct rpage_source *src, char *buf,
+			  size_t len);
 
 /* Closes the source. All attachments made from it must be freed first. */
 void rpage_source_close(struct rpage_source *src);
@@ -369,6 +472,14 @@ struct rpage_live_opts {
 	 * has a usable device and the destination takes it, else TCP), TCP,
 	 * or RDMA (the migration fails without a device). */
 	enum rpage_transport postcopy_transport;
+	/* Credentials (borrowed; must outlive the source; NULL: none). With
+	 * them every connection is TLS 1.3: the destination proves it holds
+	 * the key (or its certificate names the host migrated to), and the
+	 * post-copy page server, started only at the switchover, serves that
+	 * identity alone. Without them a destination beyond loopback is
+	 * refused (-EACCES) unless @insecure. */
+	const struct rpage_tls *tls;
+	int insecure;
 };
 
 #define RPAGE_LIVE_MAX_ROUNDS 64
@@ -454,12 +565,24 @@ int rpage_live_dest_listen(struct rpage_live_dest *d, const char *host,
  * rpage_live_dest_run. 0 or -EINVAL. */
 int rpage_live_dest_set_transport(struct rpage_live_dest *d,
 				  enum rpage_transport t);
+/*
+ * Credentials for every connection of the migration (borrows @tls: it
+ * must outlive @d; NULL: none). With them the destination takes only a
+ * source that authenticates; without them rpage_live_dest_run refuses to
+ * wait on an address that is not loopback (-EACCES) unless @insecure.
+ * Call before rpage_live_dest_run. 0.
+ */
+int rpage_live_dest_set_tls(struct rpage_live_dest *d,
+			    const struct rpage_tls *tls, int insecure);
 int rpage_live_dest_port(const struct rpage_live_dest *d);
 /*
  * Accepts one source and receives pre-copy until the switchover. Returns
  * 0 when the workload may resume here (pages still at the source fault
  * and are fetched). -ECONNABORTED: the source gave up (why says why);
- * -ECONNRESET: the source was lost before the switchover.
+ * -ECONNRESET: the source was lost before the switchover; -ETIMEDOUT: no
+ * source (that could authenticate) arrived. Connections that fail their
+ * handshake, are idle or come before the control connection are closed
+ * and logged; they do not hold the destination up.
  */
 int rpage_live_dest_run(struct rpage_live_dest *d);
 /*

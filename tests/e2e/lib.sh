@@ -32,12 +32,16 @@ wait_line() {
 	done
 }
 
-# start_server NAME=PATH...: sets PORT, SRV_PID
+# start_server NAME=PATH...: sets PORT, SRV_PID. $SRV_ARGS: more options
+# (credentials, limits).
 start_server() {
 	args=""
 	for r in "$@"; do args="$args --region $r"; done
+	# the log of a server before this one must not answer wait_line: the
+	# background shell opens the new one only when it gets to run
+	rm -f "$WORK/server.log"
 	# shellcheck disable=SC2086
-	"$BIN/rpage-server" --listen 127.0.0.1:0 $args >"$WORK/server.log" 2>&1 &
+	"$BIN/rpage-server" --listen 127.0.0.1:0 $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
 	SRV_PID=$!
 	PIDS="$PIDS $SRV_PID"
 	wait_line "$WORK/server.log" "rpage-server: ready"
@@ -45,9 +49,17 @@ start_server() {
 	[ -n "$PORT" ] || fail "no port in the server's ready line"
 }
 
+# stop_server: ends the server started last and waits for it, so a new
+# one can take over server.log
+stop_server() {
+	kill "$SRV_PID" 2>/dev/null || true
+	wait "$SRV_PID" 2>/dev/null || true
+}
+
 # start_client [ARGS...]: sets SOCK, CLI_PID (args after the source)
 start_client() {
 	SOCK="$WORK/uffd.sock"
+	rm -f "$WORK/client.log" # as for the server: no stale "ready"
 	"$BIN/rpage-client" --uffd-socket "$SOCK" --stats-json "$WORK/stats.json" \
 		--no-progress "$@" >"$WORK/client.log" 2>&1 &
 	CLI_PID=$!
@@ -67,4 +79,46 @@ if not ok:
     for x in s: print(json.dumps(x), file=sys.stderr)
     sys.exit(1)
 PY
+}
+
+# gen_psk FILE [IDENTITY]: a fresh key file, as a user would make it
+gen_psk() {
+	"$BIN/rpage-server" --gen-psk "$1" --identity "${2:-rpage}" >/dev/null ||
+		fail "rpage-server --gen-psk $1"
+}
+
+# gen_pki DIR: an X.509 CA, a server certificate for 127.0.0.1/localhost
+# (CN server) and client certificates (CN client1, client2), with
+# GnuTLS's certtool; skips when it is not installed.
+gen_pki() {
+	command -v certtool >/dev/null || skip "certtool (gnutls-bin) is not installed"
+	mkdir -p "$1"
+	(
+		cd "$1" || exit 1
+		printf 'cn = "rpage test CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.tmpl
+		printf 'cn = "server"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\ntls_www_client\nexpiration_days = 2\n' >server.tmpl
+		certtool -p --key-type ecdsa --outfile ca.key &&
+			certtool -s --load-privkey ca.key --template ca.tmpl --outfile ca.crt &&
+			certtool -p --key-type ecdsa --outfile server.key &&
+			certtool -c --load-privkey server.key --load-ca-certificate ca.crt \
+				--load-ca-privkey ca.key --template server.tmpl --outfile server.crt || exit 1
+		for c in client1 client2; do
+			printf 'cn = "%s"\ntls_www_client\nexpiration_days = 2\n' "$c" >$c.tmpl
+			certtool -p --key-type ecdsa --outfile $c.key &&
+				certtool -c --load-privkey $c.key --load-ca-certificate ca.crt \
+					--load-ca-privkey ca.key --template $c.tmpl --outfile $c.crt || exit 1
+		done
+	) >"$WORK/certtool.log" 2>&1 || fail "certtool could not make the test certificates"
+}
+
+# start_proxy TARGET_PORT [tcpproxy.py options]: sets PROXY_PORT
+start_proxy() {
+	python3 "$(dirname "$0")/tcpproxy.py" "$WORK/proxy.port" "$@" 2>"$WORK/proxy.log" &
+	PIDS="$PIDS $!"
+	i=0
+	while [ ! -s "$WORK/proxy.port" ]; do
+		i=$((i + 1)); [ $i -le 100 ] || fail "the proxy did not start"; sleep 0.05
+	done
+	PROXY_PORT=$(cat "$WORK/proxy.port")
+	rm -f "$WORK/proxy.port"
 }

@@ -11,12 +11,25 @@
 # rpage-keyprobe, and in test/ the test builds of rpage-server and
 # rpage-client (fault injection, common/inject.h).
 #
-# VARIANTs (default: nodev single pair loss measure torture, in one boot):
+# Every server that is not on loopback runs with a pre-shared key (made
+# here with rpage-server --gen-psk) and every client with the same key:
+# the control connections are TLS 1.3 (kernel TLS: this is Debian's kernel,
+# with tls.ko), the RDMA keys travel only there.
+#
+# VARIANTs (default: nodev ktls single pair loss measure torture, in one boot):
 #   nodev    no RDMA device at all: --transport rdma fails with a clear
 #            message; auto picks tcp and every byte still arrives
+#   ktls     the kernel's TLS record layer for real: after the handshake
+#            both ends move their records to the kernel (TCP_ULP tls), the
+#            kernel's TLS counters move, sendfile serves pages through
+#            it, every byte is verified; fault and fill figures of tls
+#            beside plain tcp in the same boot
 #   single   rxe0 on dummy0, both ends on it: rpage-server + rpage-client
 #            --transport rdma + rpage-bench guest, every byte verified; the
 #            server must have served 0 page requests (one-sided READs only);
+#            who can READ with which key (rpage-keyprobe: tickets, memory
+#            windows bound to one QP, zero-based addresses, revocation);
+#            the cap on RDMA connections per session;
 #            regions split into 1 MiB memory regions and an injected
 #            completion error (the test builds in test/, with fault
 #            injection: rdma-max-mr, rdma-read-error) gives a clear message
@@ -44,7 +57,7 @@ TBIN=$BIN/test
 # the variants asked for (always in this order: nodev needs a guest that
 # has had no device yet); whole: those run entirely; only: single
 # VARIANT/TEST names
-all_variants="nodev single pair loss measure torture"
+all_variants="nodev ktls single pair loss measure torture"
 asked= whole= only=
 for a in ${*:-$all_variants}; do
 	v=${a%%/*}
@@ -68,6 +81,10 @@ VERBOSE=
 for b in rpage-server rpage-client rpage-bench; do
 	[ -x "$BIN/$b" ] || rpage_die "rdma-e2e: $BIN/$b missing from the payload"
 done
+# one key for every server and client beyond loopback
+"$BIN/rpage-server" --gen-psk $W/k.psk --identity guest >/dev/null ||
+	rpage_die "rdma-e2e: rpage-server --gen-psk failed"
+PSK="--psk-file $W/k.psk"
 
 # ---- helpers ----------------------------------------------------------------
 
@@ -123,7 +140,8 @@ server_start() { # ADDR [ENV=VALUE...]
 	local addr=$1
 	shift
 	rm -f $W/server.out
-	env "$@" "${SERVER_BIN:-$BIN/rpage-server}" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img >$W/server.out 2>&1 &
+	env "$@" "${SERVER_BIN:-$BIN/rpage-server}" $VERBOSE --listen "$addr:$PORT" --region mem=$W/img \
+		${SERVER_ARGS:-$PSK} >$W/server.out 2>&1 &
 	SPID=$!
 	wait_listen $PORT 20 $SPID || { cat $W/server.out; return 1; }
 	local n=0
@@ -154,7 +172,7 @@ run_client_guest() {
 	rm -f $W/u.sock $W/$name.json
 	"$BIN/rpage-client" $VERBOSE --connect "$RXE_SERVER_IP:$PORT" --transport "$tr" \
 		--uffd-socket $W/u.sock --once --no-progress \
-		--stats-json $W/$name.json "$@" >$W/$name.client 2>&1 &
+		--stats-json $W/$name.json ${CLIENT_ARGS:-$PSK} "$@" >$W/$name.client 2>&1 &
 	cpid=$!
 	if ! wait_file $W/u.sock 30 $cpid; then
 		kill -KILL $cpid 2>/dev/null || true
@@ -247,7 +265,7 @@ t_inject() {
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	RPAGE_INJECT=rdma-read-error=40 "$TBIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
-		--transport rdma --uffd-socket $W/u.sock --no-progress --fill-depth 2 \
+		--transport rdma --uffd-socket $W/u.sock --no-progress --fill-depth 2 $PSK \
 		>$W/inject.client 2>&1 &
 	cpid=$!
 	wait_file $W/u.sock 30 $cpid || rc=1
@@ -294,7 +312,7 @@ t_server_dies() {
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
-		--uffd-socket $W/u.sock --no-progress >$W/dies.client 2>&1 &
+		--uffd-socket $W/u.sock --no-progress $PSK >$W/dies.client 2>&1 &
 	cpid=$!
 	wait_file $W/u.sock 30 $cpid || rc=1
 	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/dies.guest 2>&1 &
@@ -331,10 +349,70 @@ t_old_key_revoked() {
 	local rc=0
 	[ -x "$BIN/rpage-keyprobe" ] || { echo "rdma-e2e: $BIN/rpage-keyprobe missing from the payload" >&2; return 1; }
 	server_start "$RXE_SERVER_IP" || return 1
-	rpage_timeout 90 "$BIN/rpage-keyprobe" "$RXE_SERVER_IP" $PORT $W/img || rc=$?
+	rpage_timeout 90 "$BIN/rpage-keyprobe" $PSK "$RXE_SERVER_IP" $PORT $W/img || rc=$?
 	server_stop >$W/keyprobe.server || { cat $W/keyprobe.server; return 1; }
 	cat $W/keyprobe.server
 	[ "$rc" = 0 ] || { echo "rdma-e2e: rpage-keyprobe failed rc=$rc" >&2; return 1; }
+}
+
+# the cap on RDMA connections per session: the 4th of a session is refused
+# at its ticket, the session goes on
+t_rdma_caps() {
+	local rc=0
+	SERVER_ARGS="$PSK --max-rdma-per-session 3"
+	server_start "$RXE_SERVER_IP" || return 1
+	SERVER_ARGS=
+	rpage_timeout 90 "$BIN/rpage-keyprobe" $PSK --caps 3 "$RXE_SERVER_IP" $PORT $W/img || rc=$?
+	server_stop >$W/caps.server || { cat $W/caps.server; return 1; }
+	cat $W/caps.server
+	[ "$rc" = 0 ] || { echo "rdma-e2e: rpage-keyprobe --caps failed rc=$rc" >&2; return 1; }
+	grep -q "ticket refused: no more RDMA connections: 3 per session" $W/caps.server ||
+		{ echo "rdma-e2e: the refusal is not logged" >&2; return 1; }
+}
+
+# tls_counter NAME: a counter of /proc/net/tls_stat
+tls_counter() {
+	awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat
+}
+
+# the kernel's TLS record layer: both ends move to it after the handshake
+t_ktls() {
+	local tx0 rx0 tx1 rx1
+	modprobe tls || { echo "rdma-e2e: no tls module in the image" >&2; return 1; }
+	[ -r /proc/net/tls_stat ] || { echo "rdma-e2e: no /proc/net/tls_stat" >&2; return 1; }
+	grep -q '\btls\b' /proc/sys/net/ipv4/tcp_available_ulp ||
+		{ echo "rdma-e2e: tls is not an available ULP" >&2; return 1; }
+	tx0=$(tls_counter TlsTxSw)
+	rx0=$(tls_counter TlsRxSw)
+	RXE_SERVER_IP=127.0.0.1
+	server_start 127.0.0.1 || return 1
+	run_client_guest ktls tcp || { server_stop; return 1; }
+	server_stop >$W/ktls.server || { cat $W/ktls.server; return 1; }
+	cat $W/ktls.server
+	tx1=$(tls_counter TlsTxSw)
+	rx1=$(tls_counter TlsRxSw)
+	echo "rdma-e2e: kernel TLS sessions: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
+	grep -q "connection to the source: TLS1.3 PSK 'guest' AES-128-GCM X25519, kernel TLS" $W/ktls.client ||
+		{ echo "rdma-e2e: the client did not move to kernel TLS" >&2; return 1; }
+	grep -q "TLS1.3 PSK 'guest' AES-128-GCM X25519, kernel TLS" $W/ktls.server ||
+		{ echo "rdma-e2e: the server did not move to kernel TLS" >&2; return 1; }
+	# control, urgent and bulk: three connections, both directions, on
+	# each side of loopback
+	[ $((tx1 - tx0)) -ge 6 ] && [ $((rx1 - rx0)) -ge 6 ] ||
+		{ echo "rdma-e2e: the kernel's TLS counters did not move" >&2; return 1; }
+	# --no-ktls keeps the records in user space: the counters stay
+	SERVER_ARGS="$PSK --no-ktls"
+	server_start 127.0.0.1 || return 1
+	SERVER_ARGS=
+	tx0=$(tls_counter TlsTxSw)
+	CLIENT_ARGS="$PSK --no-ktls"
+	run_client_guest ktls-off tcp || { CLIENT_ARGS=; server_stop; return 1; }
+	CLIENT_ARGS=
+	server_stop >/dev/null || return 1
+	grep -q "kernel TLS not used (no_ktls)" $W/ktls-off.client ||
+		{ echo "rdma-e2e: --no-ktls not reported" >&2; return 1; }
+	[ "$(tls_counter TlsTxSw)" = "$tx0" ] ||
+		{ echo "rdma-e2e: --no-ktls still used kernel TLS" >&2; return 1; }
 }
 
 # the same workload over rdma and tcp in this boot; prints the ratios
@@ -365,7 +443,7 @@ measure_one() { # TRANSPORT
 # populated page tables is what runs here
 t_live_rdma() {
 	local out=$W/live.out rc=0
-	rpage_timeout 150 "$BIN/rpage-bench" migrate --host "$RXE_SERVER_IP" \
+	rpage_timeout 150 "$BIN/rpage-bench" migrate --host "$RXE_SERVER_IP" $PSK \
 		--transport rdma --size 32M --workload rand --write-rate 20 \
 		--duration 3 --mode hybrid --switch-after 300 >$out 2>&1 || rc=$?
 	cat $out
@@ -377,8 +455,14 @@ t_live_rdma() {
 }
 
 t_measure() {
+	# plain, as the figures recorded before TLS existed: RDMA's data
+	# path has no TLS, and the comparison is of the data paths
+	SERVER_ARGS=--insecure
+	CLIENT_ARGS=--insecure
 	measure_one rdma || return 1
 	measure_one tcp || return 1
+	SERVER_ARGS=
+	CLIENT_ARGS=
 	awk -v hz=100 '
 	{ t[$1] = 1; p50[$1] = $2; p99[$1] = $3; f[$1] = $4; cpu[$1] = $5;
 	  mbs[$1] = ($7 > 0) ? $6 / 1e6 / $7 : 0 }
@@ -417,6 +501,19 @@ for v in $variants; do
 		rt nodev/auto-picks-tcp t_nodev_auto_tcp
 		continue
 		;;
+	ktls)
+		rt ktls/kernel-record-layer t_ktls
+		# figures: kernel TLS beside plain TCP in this boot (rpage-bench's
+		# own checks decide; these do not gate)
+		whole_variant ktls || continue
+		echo "rdma-e2e: INFO: rpage-bench fault -t tcp,tls -n 1000 -r 3 --batch 2048 --image-size $size"
+		rpage_timeout 300 "$BIN/rpage-bench" fault -t tcp,tls -n 1000 -r 3 --batch 2048 --image-size "$size" ||
+			echo "rdma-e2e: INFO: rpage-bench fault failed rc=$?"
+		echo "rdma-e2e: INFO: rpage-bench fill -t tcp,tls -s $size -r 3"
+		rpage_timeout 300 "$BIN/rpage-bench" fill -t tcp,tls -s "$size" -r 3 ||
+			echo "rdma-e2e: INFO: rpage-bench fill failed rc=$?"
+		continue
+		;;
 	single)
 		rxe_single
 		SERVER_BIN=$TBIN/rpage-server SERVER_ENV=RPAGE_INJECT=rdma-max-mr=1048576
@@ -426,7 +523,8 @@ for v in $variants; do
 		rt single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
 		rt single/completion-error t_inject
 		rt single/server-dies t_server_dies
-		rt single/old-key-revoked t_old_key_revoked
+		rt single/keys-only-where-given t_old_key_revoked
+		rt single/rdma-caps t_rdma_caps
 		rt single/live-postcopy-rdma t_live_rdma
 		;;
 	pair)

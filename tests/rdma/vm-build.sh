@@ -2,7 +2,7 @@
 # vm-build.sh BUILD_DIR -- build (once, cached in BUILD_DIR) what the soft-RoCE
 # guest needs: an uncompressed Debian kernel (vmlinux) and a base initramfs with
 # busybox, iproute2, rdma-core/perftest tools, the rxe provider and the kernel
-# modules for rdma_rxe, veth, dummy and netem.  See tests/rdma/README.md.
+# modules for rdma_rxe, veth, dummy, netem and tls.  See tests/rdma/README.md.
 #
 # Outputs (BUILD_DIR):
 #   vmlinux          uncompressed ELF kernel (QEMU boots it through PVH)
@@ -31,7 +31,11 @@ TOOLS="/usr/bin/ip /usr/sbin/tc /usr/bin/rdma /usr/bin/ibv_devices
 /usr/bin/ibv_devinfo /usr/bin/ibv_rc_pingpong /usr/bin/rping /usr/bin/ib_read_lat
 /usr/bin/ib_read_bw /usr/bin/ib_send_lat /usr/bin/ib_send_bw /usr/bin/ib_write_lat
 /usr/bin/ib_write_bw"
-MODULES="rdma_rxe rdma_ucm ib_umad crc32_generic crc32-pclmul dummy veth sch_netem"
+# tls: the kernel's TLS record layer (TCP_ULP "tls"), which rpage moves its
+# TLS connections to after the handshake, and the AES-GCM it asks the
+# crypto API for (the kernel loads them by alias: crypto-gcm(aes), ...)
+MODULES="rdma_rxe rdma_ucm ib_umad crc32_generic crc32-pclmul dummy veth sch_netem
+tls gcm ctr ghash_generic ghash-clmulni-intel aes_generic aesni_intel"
 # file-or-command -> Debian package that provides it (for the "missing" message)
 REQS="/usr/bin/busybox:busybox-static cpio:cpio depmod:kmod modprobe:kmod
 /usr/bin/ip:iproute2 /usr/sbin/tc:iproute2 /usr/bin/rdma:iproute2

@@ -113,14 +113,21 @@ run_one() { # CONFIG
 		case $transport in
 		local) src="--local $W/img" ;;
 		*)
-			host=127.0.0.1 targs=
+			host=127.0.0.1 targs= keys=
 			[ "$transport" = rdma ] && host=${HOST:?HOST is needed for rdma} targs="--transport rdma"
-			"$BIN/rpage-server" --listen "$host:0" --region mem="$W/img" >"$W/$c.server.log" 2>&1 &
+			if [ "$host" != 127.0.0.1 ]; then
+				# beyond loopback rpage authenticates: a key for both ends
+				[ -e "$W/keys.psk" ] || "$BIN/rpage-server" --gen-psk "$W/keys.psk" --identity torture >/dev/null ||
+					{ echo "TORTURE $c: FAIL: cannot make a key"; return 1; }
+				keys="--psk-file $W/keys.psk"
+			fi
+			# shellcheck disable=SC2086
+			"$BIN/rpage-server" --listen "$host:0" --region mem="$W/img" $keys >"$W/$c.server.log" 2>&1 &
 			spid=$!
 			pids="$pids $spid"
 			wait_for "$W/$c.server.log" "rpage-server: ready" 30 || { echo "TORTURE $c: FAIL: the server did not start"; cat "$W/$c.server.log"; return 1; }
 			port=$(sed -n 's/.*ready on [^ ]*:\([0-9]*\) .*/\1/p' "$W/$c.server.log")
-			src="--connect $host:$port $targs"
+			src="--connect $host:$port $targs $keys"
 			;;
 		esac
 		# shellcheck disable=SC2086

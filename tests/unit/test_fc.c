@@ -85,6 +85,57 @@ static void t_parse_malformed(void)
 	}
 }
 
+/* Strict JSON in skipped values too: NUL bytes and numbers that are not
+ * RFC 8259 numbers are refused wherever they stand. */
+static void t_parse_strict(void)
+{
+	static const char head[] =
+		"[{\"base_host_virt_addr\":0,\"size\":4096,\"offset\":0,\"page_size\":4096,\"q\":";
+	static const struct {
+		const char *v;
+		size_t len;
+	} bad[] = {
+		{ "\"a\\\0b\"", 6 },     /* a NUL after a backslash */
+		{ "1\0", 2 },             /* a NUL inside a number */
+		{ "-", 1 }, { ".", 1 }, { "1.2.3e+-", 8 }, { "1.", 2 },
+		{ ".5", 2 }, { "01", 2 }, { "1e", 2 }, { "1e+", 3 },
+		{ "--1", 3 }, { "+1", 2 }, { "1-2", 3 }, { "0x10", 4 },
+	};
+	static const char *const good[] = { "-0", "0", "-1.5e3", "1E+2",
+					    "0.25", "123456789012345678901234" };
+	char buf[256];
+	struct rpage_range *r = NULL;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t l = sizeof(head) - 1;
+		int ret;
+
+		memcpy(buf, head, l);
+		memcpy(buf + l, bad[i].v, bad[i].len);
+		l += bad[i].len;
+		memcpy(buf + l, "}]", 2);
+		l += 2;
+		ret = rpage_fc_parse(buf, l, &r, &n);
+		if (ret != -EPROTO)
+			fprintf(stderr, "accepted bad skipped value %u\n", i);
+		CU_ASSERT_EQUAL(ret, -EPROTO);
+	}
+	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s%s}]", head, good[i]);
+		CU_ASSERT_EQUAL(parse(buf, &r, &n), 0);
+		free(r);
+		r = NULL;
+	}
+	/* one trailing NUL is tolerated, two are not */
+	snprintf(buf, sizeof(buf), "%s1}]", head);
+	CU_ASSERT_EQUAL(rpage_fc_parse(buf, strlen(buf) + 1, &r, &n), 0);
+	free(r);
+	r = NULL;
+	memset(buf + strlen(buf), 0, 2);
+	CU_ASSERT_EQUAL(rpage_fc_parse(buf, strlen(buf) + 2, &r, &n), -EPROTO);
+}
+
 static void t_parse_bad_ranges(void)
 {
 	static const char *const bad[] = {
@@ -156,6 +207,7 @@ int register_fc_tests(void)
 	ADD(s, t_parse_unknown_and_kib);
 	ADD(s, t_parse_malformed);
 	ADD(s, t_parse_bad_ranges);
+	ADD(s, t_parse_strict);
 	ADD(s, t_socket_exchange);
 	return 0;
 }

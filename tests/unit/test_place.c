@@ -17,7 +17,7 @@
 
 /* An attachment that is only what place.c touches: two ranges of 32 pages,
  * the second mapped right after the first. */
-static struct rpage_source local_src = { .ctl_fd = -1, .local_fd = -1 };
+static struct rpage_source local_src = { .ctl = { .fd = -1 }, .local_fd = -1 };
 
 static void fake_attach(struct rpage_attach *a)
 {

@@ -154,6 +154,15 @@ static void t_regions(void)
 	b[4 + 24] = '/';
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
 	b[4 + 24] = 'm';
+	/* the padding after a name must be zero (docs/protocol.md) */
+	b[4 + 24 + 3] = 'x';
+	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
+	b[4 + 24 + 3] = 0;
+	b[4 + 24 + 7] = 1;
+	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
+	b[4 + 24 + 7] = 0;
+	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), 0);
+	free(o);
 	/* length not a multiple of the page size */
 	put32(b + 4 + 8, 4097);
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
@@ -201,6 +210,11 @@ static void t_page_data_and_error(void)
 	CU_ASSERT_EQUAL(e.code, ERANGE);
 	CU_ASSERT_PTR_NULL(strchr(e.msg, '\x1b')); /* control bytes neutralised */
 	CU_ASSERT_EQUAL(rp_error_decode(eb, n - 1, &e, &why), -EPROTO);
+	/* DEL, C1 controls (raw and UTF-8 encoded) and every other byte
+	 * outside printable ASCII become '?' before a log sees them */
+	n = rp_error_encode(eb, EIO, "a\x7f" "b\x9b" "31m" "c\xc2\x9b" "d\xff");
+	CU_ASSERT_EQUAL_FATAL(rp_error_decode(eb, n, &e, &why), 0);
+	CU_ASSERT_STRING_EQUAL(e.msg, "a?b?31mc??d?");
 }
 
 /* Framed I/O: a frame larger than the receiver's buffer is refused. */

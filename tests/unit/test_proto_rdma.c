@@ -12,12 +12,13 @@ static const struct rp_region_desc desc[2] = {
 	{ .id = 1, .page_size = 2 << 20, .length = 4 << 20, .name_len = 1, .name = "b" },
 };
 
+/* addresses are zero-based: each chunk's is its offset in the region */
 static struct rp_rdma_chunk ch0[2] = {
-	{ .addr = 0x7f0000000000ull, .length = 2 << 20, .rkey = 11 },
-	{ .addr = 0x7f0000200000ull, .length = 1 << 20, .rkey = 12 },
+	{ .addr = 0, .length = 2 << 20, .rkey = 11 },
+	{ .addr = 2 << 20, .length = 1 << 20, .rkey = 12 },
 };
 static struct rp_rdma_chunk ch1[1] = {
-	{ .addr = 0x7f1000000000ull, .length = 4 << 20, .rkey = 13 },
+	{ .addr = 0, .length = 4 << 20, .rkey = 13 },
 };
 
 static size_t encode(uint8_t *buf)
@@ -28,7 +29,7 @@ static size_t encode(uint8_t *buf)
 	};
 
 	CU_ASSERT_FATAL(rp_rdma_keys_size(k, 2) <= 512);
-	return rp_rdma_keys_encode(buf, k, 2);
+	return rp_rdma_keys_encode(buf, k, 2, RP_RDMA_KEYS_MW);
 }
 
 static void t_keys_roundtrip(void)
@@ -39,19 +40,26 @@ static void t_keys_roundtrip(void)
 	unsigned n = 0;
 	size_t len = encode(b);
 
-	CU_ASSERT_EQUAL_FATAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), 0);
+	uint32_t flags = 0;
+
+	CU_ASSERT_EQUAL_FATAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &flags, &why), 0);
 	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(flags, RP_RDMA_KEYS_MW);
 	CU_ASSERT_EQUAL(out[0].nchunks, 2);
 	CU_ASSERT_EQUAL(out[0].chunks[1].rkey, 12);
-	CU_ASSERT_EQUAL(out[1].chunks[0].addr, 0x7f1000000000ull);
+	CU_ASSERT_EQUAL(out[0].chunks[1].addr, 2 << 20);
 	rp_rdma_keys_free(out, n);
+	/* unknown flags */
+	b[4] |= 2;
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
+	b[4] &= (uint8_t)~2;
 	/* every truncation and one trailing byte are rejected */
 	for (size_t l = 0; l < len; l++)
-		CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, l, desc, 2, &out, &n, &why), -EPROTO);
+		CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, l, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	b[len] = 0;
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len + 1, desc, 2, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len + 1, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	/* a table that does not match the region table */
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 1, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 1, &out, &n, NULL, &why), -EPROTO);
 }
 
 static void t_keys_inconsistent(void)
@@ -65,23 +73,27 @@ static void t_keys_inconsistent(void)
 	/* chunk lengths that do not add up to the region */
 	ch0[1].length = 2 << 20;
 	len = encode(b);
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	/* a chunk not a multiple of the page size */
 	ch0[1].length = (1 << 20) - 512;
 	len = encode(b);
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	/* a zero-length chunk */
 	ch0[1].length = 0;
 	len = encode(b);
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	ch0[1].length = 1 << 20;
-	/* an address range that wraps */
+	/* an address range that wraps, and a virtual address: neither is
+	 * the chunk's region offset */
 	ch0[1].addr = UINT64_MAX - 4095;
 	len = encode(b);
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), -EPROTO);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
 	ch0[1].addr = 0x7f0000200000ull;
 	len = encode(b);
-	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why), 0);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), -EPROTO);
+	ch0[1].addr = 2 << 20;
+	len = encode(b);
+	CU_ASSERT_EQUAL(rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why), 0);
 	rp_rdma_keys_free(out, n);
 }
 
@@ -105,7 +117,7 @@ static void t_keys_mutations(void)
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			b[(x >> 33) % len] ^= (uint8_t)(1u << ((x >> 20) % 8));
 		}
-		if (rp_rdma_keys_decode(b, len, desc, 2, &out, &n, &why) == 0) {
+		if (rp_rdma_keys_decode(b, len, desc, 2, &out, &n, NULL, &why) == 0) {
 			accepted++;
 			for (unsigned r = 0; r < n; r++) {
 				uint64_t sum = 0;
@@ -117,19 +129,21 @@ static void t_keys_mutations(void)
 			rp_rdma_keys_free(out, n);
 		}
 	}
-	/* addresses and rkeys may flip freely; most other flips are caught */
+	/* rkeys may flip freely; most other flips are caught */
 	CU_ASSERT(accepted < 20000);
 }
 
 static void t_conn(void)
 {
-	struct rp_rdma_conn c = { .version = RP_VERSION, .role = RP_ROLE_URGENT, .session = 99 }, o;
+	struct rp_rdma_conn c = { .version = RP_RDMA_CONN_VERSION, .role = RP_ROLE_URGENT,
+				  .session = 99, .ticket = { 1, 2, 3, [15] = 16 } }, o;
 	uint8_t b[RP_RDMA_CONN_MAX] = { 0 };
 	const char *why = NULL;
 
 	CU_ASSERT_EQUAL(rp_rdma_conn_encode(b, &c), RP_RDMA_CONN_LEN);
 	CU_ASSERT_EQUAL(rp_rdma_conn_decode(b, RP_RDMA_CONN_LEN, &o, &why), 0);
 	CU_ASSERT_EQUAL(o.session, 99);
+	CU_ASSERT(!memcmp(o.ticket, c.ticket, sizeof(c.ticket)));
 	/* rdma_cm pads private data with zeros: accepted */
 	CU_ASSERT_EQUAL(rp_rdma_conn_decode(b, RP_RDMA_CONN_MAX, &o, &why), 0);
 	CU_ASSERT_EQUAL(rp_rdma_conn_decode(NULL, 0, &o, &why), -EPROTO);
@@ -149,7 +163,7 @@ static void t_conn(void)
 	rp_rdma_conn_encode(b, &c);
 	CU_ASSERT_EQUAL(rp_rdma_conn_decode(b, RP_RDMA_CONN_LEN, &o, &why), -EPROTO);
 	c.session = 5;
-	c.version = RP_VERSION + 1;
+	c.version = RP_RDMA_CONN_VERSION - 1;
 	rp_rdma_conn_encode(b, &c);
 	CU_ASSERT_EQUAL(rp_rdma_conn_decode(b, RP_RDMA_CONN_LEN, &o, &why), -EPROTO);
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""tcpproxy.py PORTFILE TARGET_PORT [--record DIR] [--flip N] [--flip-conn K]
+
+A TCP relay on 127.0.0.1 for the security tests: it listens on a free
+port (written to PORTFILE once listening) and relays every connection to
+127.0.0.1:TARGET_PORT, both ways, byte for byte.
+
+--record DIR   keeps what each connection carried: DIR/conn-I.s2c (server
+               to client) and DIR/conn-I.c2s, I counting from 0
+--flip N       flips one bit (0x01) of byte N of the server-to-client
+               stream, once: an on-path attacker changing a page in flight
+--flip-conn K  ... of connection K only (default: the first one to carry
+               N+1 bytes). The flip is reported on stderr.
+"""
+import argparse
+import os
+import socket
+import sys
+import threading
+
+a = argparse.ArgumentParser()
+a.add_argument("portfile")
+a.add_argument("target", type=int)
+a.add_argument("--record")
+a.add_argument("--flip", type=int, default=-1)
+a.add_argument("--flip-conn", type=int, default=-1)
+args = a.parse_args()
+
+lock = threading.Lock()
+flipped = [False]
+
+
+def pump(src, dst, idx, s2c, rec):
+    seen = 0
+    try:
+        while True:
+            b = src.recv(65536)
+            if not b:
+                break
+            if s2c and args.flip >= 0 and seen <= args.flip < seen + len(b) \
+                    and (args.flip_conn < 0 or args.flip_conn == idx):
+                with lock:
+                    if not flipped[0]:
+                        flipped[0] = True
+                        b = bytearray(b)
+                        b[args.flip - seen] ^= 1
+                        b = bytes(b)
+                        print("tcpproxy: flipped bit 0 of byte %d of connection %d"
+                              % (args.flip, idx), file=sys.stderr, flush=True)
+            seen += len(b)
+            if rec:
+                rec.write(b)
+                rec.flush()
+            dst.sendall(b)
+    except OSError:
+        pass
+    for s in (dst, src):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def serve(c, idx):
+    try:
+        s = socket.create_connection(("127.0.0.1", args.target))
+    except OSError:
+        c.close()
+        return
+    r1 = r2 = None
+    if args.record:
+        r1 = open(os.path.join(args.record, "conn-%d.s2c" % idx), "wb")
+        r2 = open(os.path.join(args.record, "conn-%d.c2s" % idx), "wb")
+    t = threading.Thread(target=pump, args=(s, c, idx, True, r1), daemon=True)
+    t.start()
+    pump(c, s, idx, False, r2)
+    t.join()
+    c.close()
+    s.close()
+
+
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+with open(args.portfile + ".tmp", "w") as f:
+    f.write("%d\n" % ls.getsockname()[1])
+os.rename(args.portfile + ".tmp", args.portfile)
+n = 0
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c, n), daemon=True).start()
+    n += 1
