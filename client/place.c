@@ -135,7 +135,8 @@ int att_mm_clone(struct att_mm *c, const struct att_mm *p)
 		att_mm_free(c);
 		return ret;
 	}
-	memcpy(c->seg, p->seg, p->nseg * sizeof(*c->seg));
+	if (p->nseg) /* none: c->seg may still be NULL */
+		memcpy(c->seg, p->seg, p->nseg * sizeof(*c->seg));
 	c->nseg = p->nseg;
 	if (p->npart)
 		memcpy(c->part, p->part, p->npart * sizeof(*c->part));

@@ -82,7 +82,7 @@ struct rp_conn {
 	char identity[RP_MAX_IDENTITY + 1]; /* authenticated peer, "" plain */
 	int psk_seen;         /* server: 1 the peer named a known identity,
 			       * -1 an unknown one (identity holds it) */
-	char desc[320];       /* "TLS1.3 PSK 'id' AES-128-GCM, kernel TLS" */
+	char desc[320];       /* "TLS1.3 PSK 'id' AES-128-GCM X25519, kernel TLS" */
 	char peer[64];        /* "a.b.c.d:port" */
 };
 

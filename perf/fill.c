@@ -93,8 +93,10 @@ static uint64_t thread_cpu_ns(const char *comm)
 	return sum;
 }
 
-/* One fill of @len bytes. Stores the rate in MB/s (10^6 bytes/s). */
-static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
+/* One fill of @len bytes for the line @name. Stores the rate in MB/s
+ * (10^6 bytes/s). */
+static int fill_once(const char *name, struct rpage_source *src,
+		     uint64_t len, uint64_t psize,
 		     const struct rpage_attach_opts *opts, int timeout_ms,
 		     bool verbose, double *mbps, uint64_t *bad)
 {
@@ -164,8 +166,7 @@ static int fill_once(struct rpage_source *src, uint64_t len, uint64_t psize,
 
 		/* the threads' whole lives: set-up and wake-ups included */
 		fprintf(stderr, "rpage-bench fill: %s: %.1f ms to resident; on CPU: fill thread %.1f ms, fault thread (placement) %.1f ms, server threads so far %.1f ms\n",
-			rpage_transport_name(rpage_source_transport(src)),
-			(double)st.resident_ns / 1e6,
+			name, (double)st.resident_ns / 1e6,
 			(double)fill_cpu / 1e6,
 			(double)thread_cpu_ns("rpage/fault") / 1e6,
 			(double)srv / 1e6);
@@ -460,8 +461,8 @@ static int fill_line_once(struct fill_bench *b, struct fill_line *l,
 	} else if (l == b->placel) {
 		return place_once(b->size, b->psize, mbps);
 	} else {
-		return fill_once(l->src, b->size, b->psize, &b->opts, 120000,
-				 b->verbose, mbps, &b->bad);
+		return fill_once(l->name, l->src, b->size, b->psize, &b->opts,
+				 120000, b->verbose, mbps, &b->bad);
 	}
 	*mbps = (double)b->size / 1e6 / ((double)(rp_now_ns() - t0) / 1e9);
 	return e;

@@ -17,14 +17,21 @@
  *      switchover; a peer that authenticates with the key file but as
  *      another identity ("other") is refused there, and so is a plain
  *      one; the destination fetches every page and the bytes are right.
+ *   3. secure by default: without credentials the destination refuses to
+ *      wait on 0.0.0.0, and the source refuses to send memory to ADDR
+ *      (rpage-livepeer DIR ADDR: a local address that is not loopback),
+ *      sending nothing to the plain listener there.
  * Exit 0 when every step held.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/net.h"
@@ -284,13 +291,81 @@ static void postcopy(void)
 	munmap(dst, LEN);
 }
 
+/* Without credentials neither end talks beyond loopback. */
+static void secure_default(const char *addr)
+{
+	char *mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct rpage_live_opts lo = { .mode = RPAGE_LIVE_HYBRID, .streams = 2,
+				      .pause = no_pause,
+				      .postcopy_transport = RPAGE_TRANSPORT_TCP };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct rpage_live_dest *d = NULL;
+	struct rpage_live_source *s = NULL;
+	struct pollfd pf;
+	char port[16], b[64];
+	int ret, lfd, cfd;
+	ssize_t n;
+
+	if (mem == MAP_FAILED) {
+		result(false, "secure default: no memory");
+		return;
+	}
+	ret = rpage_live_dest_new(mem, LEN, PS, NULL, &d);
+	if (!ret)
+		ret = rpage_live_dest_set_tls(d, NULL, 0);
+	if (!ret)
+		ret = rpage_live_dest_listen(d, "0.0.0.0", "0");
+	if (!ret)
+		ret = rpage_live_dest_run(d);
+	result(ret == -EACCES,
+	       "without credentials the destination refuses to wait on 0.0.0.0");
+	rpage_live_dest_free(d);
+	if (!addr) {
+		printf("livepeer: note: no address beyond loopback given: the source's refusal is not checked\n");
+		munmap(mem, LEN);
+		return;
+	}
+	/* a plain listener on ADDR stands for a destination */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(lfd, 4) ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &sl)) {
+		result(false, "secure default: a listener on the address given");
+		if (lfd >= 0)
+			close(lfd);
+		munmap(mem, LEN);
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
+	ret = rpage_live_source_new(mem, LEN, PS, &lo, &s);
+	if (!ret)
+		ret = rpage_live_source_migrate(s, addr, port);
+	result(ret == -EACCES,
+	       "without credentials the source refuses to send memory beyond loopback");
+	/* it connected (to learn where it was) and sent nothing */
+	pf = (struct pollfd){ lfd, POLLIN, 0 };
+	n = -1;
+	if (poll(&pf, 1, 2000) == 1 && (cfd = accept(lfd, NULL, NULL)) >= 0) {
+		pf = (struct pollfd){ cfd, POLLIN, 0 };
+		n = poll(&pf, 1, 2000) == 1 ? recv(cfd, b, sizeof(b), 0) : -1;
+		close(cfd);
+	}
+	result(n == 0, "the refusing source sent not a byte");
+	close(lfd);
+	rpage_live_source_free(s);
+	munmap(mem, LEN);
+}
+
 int main(int argc, char **argv)
 {
 	char path[512];
 	struct rpage_tls_opts o = { 0 };
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: rpage-livepeer DIR\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: rpage-livepeer DIR [ADDR]\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/keys.psk", argv[1]);
@@ -306,6 +381,7 @@ int main(int argc, char **argv)
 	if (migrate())
 		result(false, "hybrid migration with uninvited peers");
 	postcopy();
+	secure_default(argc == 3 ? argv[2] : NULL);
 	rpage_tls_free(keys);
 	rpage_tls_free(live);
 	rpage_tls_free(other);

@@ -286,7 +286,7 @@ int rpage_source_find_region(const struct rpage_source *src,
 /* The transport in use (never AUTO). */
 enum rpage_transport rpage_source_transport(const struct rpage_source *src);
 /* How the control connection is protected, in words, e.g. "TLS1.3
- * PSK 'node1' AES-128-GCM, kernel TLS" or "plain TCP (no credentials)".
+ * PSK 'node1' AES-128-GCM X25519, kernel TLS" or "plain TCP (no credentials)".
  * Copies at most @len bytes with the NUL. Returns 0. */
 int rpage_source_security(const struct rpage_source *src, char *buf,
 			  size_t len);

@@ -22,6 +22,9 @@ if [ -d "$top/.git" ] || [ -f "$top/.git" ]; then
 else
 	(cd "$top" && tar cf - --exclude=./build . | tar xf - -C "$src") || fail "copying the tree"
 fi
+# as a user types it: not under the flags of a make that runs this test
+# (make -s check would hide the commands this test reads)
+unset MAKEFLAGS MFLAGS MAKELEVEL
 mk() { make -C "$src" -j2 B=b "$@"; }
 
 # 1. nothing optional installed

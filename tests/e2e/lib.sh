@@ -47,6 +47,9 @@ wait_count() {
 start_server() {
 	args=""
 	for r in "$@"; do args="$args --region $r"; done
+	# the log of a server before this one must not answer wait_line: the
+	# background shell opens the new one only when it gets to run
+	rm -f "$WORK/server.log"
 	# shellcheck disable=SC2086
 	"$BIN/rpage-server" --listen 127.0.0.1:"${SRV_PORT:-0}" $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
 	SRV_PID=$!
@@ -66,6 +69,7 @@ stop_server() {
 # start_client [ARGS...]: sets SOCK, CLI_PID (args after the source)
 start_client() {
 	SOCK="$WORK/uffd.sock"
+	rm -f "$WORK/client.log" # as for the server: no stale "ready"
 	"$BIN/rpage-client" --uffd-socket "$SOCK" --stats-json "$WORK/stats.json" \
 		--no-progress "$@" >"$WORK/client.log" 2>&1 &
 	CLI_PID=$!

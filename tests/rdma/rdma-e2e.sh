@@ -440,9 +440,9 @@ t_ktls() {
 	tx1=$(tls_counter TlsTxSw)
 	rx1=$(tls_counter TlsRxSw)
 	echo "rdma-e2e: kernel TLS sessions: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
-	grep -q "connection to the source: TLS1.3 PSK 'guest' AES-128-GCM, kernel TLS" $W/ktls.client ||
+	grep -q "connection to the source: TLS1.3 PSK 'guest' AES-128-GCM X25519, kernel TLS" $W/ktls.client ||
 		{ echo "rdma-e2e: the client did not move to kernel TLS" >&2; return 1; }
-	grep -q "TLS1.3 PSK 'guest' AES-128-GCM, kernel TLS" $W/ktls.server ||
+	grep -q "TLS1.3 PSK 'guest' AES-128-GCM X25519, kernel TLS" $W/ktls.server ||
 		{ echo "rdma-e2e: the server did not move to kernel TLS" >&2; return 1; }
 	# control, urgent and bulk: three connections, both directions, on
 	# each side of loopback
