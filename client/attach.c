@@ -168,13 +168,25 @@ static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 {
 	bool anon = false;
 	uint64_t k;
-	int n, ret;
+	int ret;
 
 	if (m->child) {
 		anon = rp_area_covers(m->anon, m->nanon, addr, a->psize);
-	} else if (a->pid && a->areas) {
-		n = rp_proc_anon_areas(a->pid, a->areas, ATT_AREAS);
-		anon = n > 0 && rp_area_covers(a->areas, (unsigned)n, addr, a->psize);
+	} else if (a->pid) {
+		ret = rp_proc_addr_kind(a->pid, addr);
+		if (ret == -ENOENT) {
+			/* nothing is mapped there any more: a message that
+			 * outlived its mapping (two threads faulted on one
+			 * page, or the process unmapped it meanwhile). Waking
+			 * the address lets any access still waiting retry,
+			 * and get the kernel's own answer. */
+			rp_dbg("uffd %d: a fault at 0x%" PRIx64 " where nothing is mapped any more: woken",
+			       m->uffd, addr);
+			rp_uffd_wake(m->uffd, addr, a->psize);
+			fault_done(a, m, t_read, true, false);
+			return 0;
+		}
+		anon = ret == 1;
 	}
 	if (!anon) {
 		rp_err("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given, in memory %s: cannot know what it holds, so the fault is not answered",
@@ -868,7 +880,6 @@ static void attach_destroy(struct rpage_attach *a)
 	while (a->nchild)
 		child_free(a, a->child[--a->nchild]);
 	att_tbl_free(a->child, a->childcap * sizeof(*a->child));
-	att_tbl_free(a->areas, ATT_AREAS * sizeof(*a->areas));
 	free(a->pf);
 	if (a->mm.uffd >= 0)
 		close(a->mm.uffd);
@@ -1018,9 +1029,8 @@ static int attach_map_buffers(struct rpage_attach *a,
 	a->nslots = a->depth * 2;
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
 	a->pf = calloc(4 + MAX_CHILDREN, sizeof(*a->pf));
-	a->areas = att_tbl_alloc(ATT_AREAS * sizeof(*a->areas));
 	if ((a->psize != RP_PAGE_4K && !a->zero_buf) ||
-	    !a->slots || !a->pf || !a->areas)
+	    !a->slots || !a->pf)
 		return -ENOMEM;
 	for (unsigned i = 0; !a->no_fill && i < a->nslots; i++) {
 		a->slots[i].buf = map_buf(a->chunk);

@@ -124,7 +124,6 @@ struct rpage_attach {
 	bool no_fill;
 	uint64_t uffd_features;
 	int pid;                   /* the process, or 0 when unknown */
-	struct rp_area *areas;     /* its private anonymous memory (scratch) */
 
 	struct att_mm mm;          /* the process that handed its memory over */
 	struct att_mm **child;     /* its forked children (fault thread) */

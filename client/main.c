@@ -69,6 +69,7 @@ struct guest {
 	struct rpage_attach *att;
 	int pidfd;                  /* the process, to kill it (fail closed) */
 	bool reported_complete, reported_failed, gone, killed;
+	bool accepted;              /* its handshake was accepted */
 	uint64_t last_bytes, last_faults;
 	char name[48];
 };
@@ -90,6 +91,12 @@ struct client {
 	unsigned nallow_uid, nallow_gid;
 	bool wait_policy;           /* --on-source-lost=wait */
 	bool stopping;              /* SIGTERM/SIGINT: exit when we may */
+	unsigned finished;          /* served processes that have gone */
+	/* --on-source-lost=wait: userfaultfds of processes that can no
+	 * longer be served, kept open (so they stay blocked) until their
+	 * pidfd says they have exited */
+	struct { int uffd, pidfd; } held[MAX_GUESTS];
+	unsigned nheld;
 };
 
 static void usage(FILE *f)
@@ -180,13 +187,49 @@ static void guest_kill(struct guest *g, const char *why)
 	if (g->killed)
 		return;
 	g->killed = true;
-	ret = g->pidfd >= 0 ? rp_pidfd_kill(g->pidfd, SIGKILL) : -ESRCH;
+	ret = g->pidfd >= 0 ? rp_pidfd_kill(g->pidfd, SIGKILL) : -ENOENT;
+	if (ret == -ESRCH)
+		return; /* it has exited already */
 	if (ret)
 		fprintf(stderr, "rpage-client: %s: cannot be killed (%s) although %s: its userfaultfd stays open, so it stays blocked\n",
 			g->name, strerror(-ret), why);
 	else
 		fprintf(stderr, "rpage-client: %s killed: %s, and its pages that have not arrived must never read as zeros\n",
 			g->name, why);
+}
+
+/*
+ * A process whose userfaultfd we hold but whose memory we will not serve
+ * to the end (its attach failed after its handshake was accepted, or we
+ * are stopping) must not be left to read missing
+ * pages as zeros when we let the descriptor go: killed first, or (wait)
+ * its descriptor is held until it exits. A process that closed its socket
+ * has gone.
+ */
+static void guest_fail_closed(struct client *c, struct guest *g)
+{
+	/* a refused handshake only ends the connection: the process is told
+	 * so by its socket closing, and was never told it is served */
+	bool missing = g->uffd >= 0 && g->accepted && !g->gone && !g->killed &&
+		       (g->state != G_SERVING || guest_missing(g));
+
+	if (!missing)
+		return;
+	if (!c->wait_policy) {
+		guest_kill(g, "its memory can no longer be served");
+		return;
+	}
+	if (g->pidfd < 0 || c->nheld == MAX_GUESTS) {
+		fprintf(stderr, "rpage-client: %s: cannot tell when it exits: its userfaultfd is kept open for as long as we run (--on-source-lost=wait)\n",
+			g->name);
+		g->uffd = -1; /* leaked on purpose: it stays blocked */
+		return;
+	}
+	fprintf(stderr, "rpage-client: %s stays blocked (--on-source-lost=wait): its userfaultfd is kept open until it exits\n",
+		g->name);
+	c->held[c->nheld].uffd = g->uffd;
+	c->held[c->nheld++].pidfd = g->pidfd;
+	g->uffd = g->pidfd = -1;
 }
 
 /* Ends guest @i; an attach in progress is waited for first. */
@@ -199,6 +242,9 @@ static void guest_close(struct client *c, unsigned i)
 		if (!g->attach_ret)
 			g->state = G_SERVING;
 	}
+	if (g->state == G_SERVING)
+		c->finished++;
+	guest_fail_closed(c, g);
 	if (g->att) {
 		struct rpage_stats st;
 
@@ -258,6 +304,7 @@ static int guest_handshake(struct guest *g)
 	if (g->done_efd < 0)
 		return -errno;
 	g->state = G_ATTACHING;
+	g->accepted = true; /* from here it may expect its memory served */
 	ret = pthread_create(&g->thr, NULL, attach_main, g);
 	if (ret) {
 		g->state = G_HANDSHAKE;
@@ -276,6 +323,11 @@ static int guest_attached(struct client *c, struct guest *g)
 	pthread_join(g->thr, NULL);
 	if (g->attach_ret) {
 		g->state = G_HANDSHAKE; /* nothing to stop */
+		/* ranges or a userfaultfd we refuse are bad input, like a
+		 * refused handshake; anything else (the source) fails closed */
+		if (g->attach_ret == -EINVAL || g->attach_ret == -ENOTSUP ||
+		    g->attach_ret == -EBADF || g->attach_ret == -ERANGE)
+			g->accepted = false;
 		fprintf(stderr, "rpage-client: %s: cannot serve its memory: %s\n",
 			g->name, strerror(-g->attach_ret));
 		return g->attach_ret;
@@ -539,10 +591,9 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 		ssize_t n = recv(g->sock, b, sizeof(b), MSG_DONTWAIT);
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			if (g->state == G_ATTACHING) {
-				g->gone = true; /* closed once attached */
-				return 0;
-			}
+			g->gone = true; /* the process closed its socket */
+			if (g->state == G_ATTACHING)
+				return 0; /* closed once attached */
 			guest_close(c, i);
 			return 1;
 		}
@@ -552,6 +603,8 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 
 static bool any_missing(struct client *c)
 {
+	if (c->nheld)
+		return true;
 	for (unsigned i = 0; i < c->ng; i++)
 		if (guest_missing(c->g[i]))
 			return true;
@@ -596,10 +649,10 @@ static bool stop_requested(struct client *c, int sfd)
 
 static int run(struct client *c, int sfd)
 {
-	struct pollfd pf[2 + 2 * MAX_GUESTS];
+	struct pollfd pf[2 + 3 * MAX_GUESTS];
 
 	for (;;) {
-		unsigned np = 0;
+		unsigned np = 0, ng;
 
 		pf[np++] = (struct pollfd){ sfd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ c->listen_fd, POLLIN, 0 };
@@ -617,6 +670,9 @@ static int run(struct client *c, int sfd)
 				POLLIN, 0
 			};
 		}
+		ng = c->ng;
+		for (unsigned k = 0; k < c->nheld; k++)
+			pf[np++] = (struct pollfd){ c->held[k].pidfd, POLLIN, 0 };
 		if (poll(pf, np, poll_timeout(c)) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -624,19 +680,26 @@ static int run(struct client *c, int sfd)
 		}
 		if (pf[0].revents && stop_requested(c, sfd))
 			return 0;
+		/* held descriptors of processes that have exited: released
+		 * (backwards: the last one moves into k) */
+		for (unsigned k = np - 2 - 2 * ng; k-- > 0;) {
+			if (!pf[2 + 2 * ng + k].revents || k >= c->nheld)
+				continue;
+			close(c->held[k].uffd);
+			close(c->held[k].pidfd);
+			c->held[k] = c->held[--c->nheld];
+		}
 		/* walk backwards: guest_close moves the last guest into i */
-		for (unsigned i = (np - 2) / 2; i-- > 0;) {
-			int r;
-
+		for (unsigned i = ng; i-- > 0;) {
 			if (i >= c->ng)
 				continue;
-			r = guest_events(c, i, pf[2 + 2 * i].revents,
-					 pf[3 + 2 * i].revents);
-			/* a failed process is its problem, not ours: only
-			 * --once makes it our status */
-			if (r && c->once)
-				return r > 0 ? 0 : -EPROTO;
+			guest_events(c, i, pf[2 + 2 * i].revents,
+				     pf[3 + 2 * i].revents);
 		}
+		/* --once: the first process served has gone (a failed one
+		 * is its problem, not ours, except for our exit status) */
+		if (c->once && c->finished && !(c->wait_policy && any_missing(c)))
+			return c->failed ? -EPROTO : 0;
 		if (c->stopping && !any_missing(c))
 			return 0; /* the last process with missing pages left */
 		if (pf[1].revents)
@@ -927,6 +990,13 @@ int main(int argc, char **argv)
 	ret = run(c, sfd);
 	while (c->ng)
 		guest_close(c, c->ng - 1);
+	if (c->nheld)
+		fprintf(stderr, "rpage-client: %u blocked process%s lose%s its userfaultfd as we exit\n",
+			c->nheld, c->nheld == 1 ? "" : "es", c->nheld == 1 ? "s" : "");
+	for (unsigned k = 0; k < c->nheld; k++) {
+		close(c->held[k].uffd);
+		close(c->held[k].pidfd);
+	}
 	close(c->listen_fd);
 	unlink(sock);
 	if (c->json)

@@ -61,3 +61,21 @@ set -e
 [ "$crc" = 0 ] || fail "the daemon exited $crc once the process had completed"
 grep "stopping once they complete" "$WORK/client.log"
 cat "$WORK/guest2.log"
+
+# a process that arrives while the source is down: its attach fails; it is
+# killed rather than left with a userfaultfd that closes on missing pages
+kill "$CLI_PID" "$SRV_PID" 2>/dev/null || true
+wait "$CLI_PID" "$SRV_PID" 2>/dev/null || true
+SRV_PORT=
+mv "$WORK/server.log" "$WORK/server.2"
+start_server mem="$WORK/img"
+start_client --connect 127.0.0.1:"$PORT" --no-fill
+kill -9 "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null || true
+set +e
+"$BIN/rpage-bench" guest --uffd-socket "$SOCK" --size 64M --seed 4 >"$WORK/guest3.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 137 ] || fail "a process whose attach failed was not killed (status $rc): $(cat "$WORK/guest3.log")"
+grep -q "cannot serve its memory" "$WORK/client.log" || fail "the failed attach was not reported"
+grep "killed: its memory can no longer be served" "$WORK/client.log"
