@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,18 @@ void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly)
 		rp_source_notify_done(a->src, a->region);
 		rp_efd_signal(a->event_efd);
 	}
+}
+
+int att_backoff(struct rpage_attach *a, unsigned repeat)
+{
+	unsigned ms = 100u << RP_MIN(repeat - 1, 6u), jit;
+	struct pollfd pf = { a->stop_efd, POLLIN, 0 };
+
+	ms = RP_MIN(ms, 5000u);
+	if (getrandom(&jit, sizeof(jit), GRND_NONBLOCK) != sizeof(jit))
+		jit = (unsigned)rp_now_ns();
+	ms = ms / 2 + jit % (ms / 2 + 1);
+	return poll(&pf, 1, (int)ms) > 0 ? -ECANCELED : 0;
 }
 
 void att_recovering(struct rpage_attach *a, int delta)
@@ -686,9 +699,7 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 			 unsigned n, int err)
 {
-	uint64_t deadline = a->resume_ms == UINT32_MAX ? 0
-			    : rp_now_ns() + (uint64_t)a->resume_ms * 1000000ull;
-	uint64_t t0 = rp_now_ns();
+	uint64_t t0 = rp_now_ns(), deadline;
 	struct rp_chan *nc = NULL, *old;
 	int ret;
 
@@ -700,8 +711,17 @@ static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 	}
 	rp_warn("background fill from %s failed (%s): reconnecting",
 		rpage_transport_name(a->src->transport), strerror(-err));
+	if (a->bulk_since)
+		a->bulk_repeat++; /* failed again before any data */
+	else
+		a->bulk_since = t0;
+	deadline = a->resume_ms == UINT32_MAX ? 0
+		   : a->bulk_since + (uint64_t)a->resume_ms * 1000000ull;
 	att_recovering(a, +1);
-	for (;;) {
+	ret = a->bulk_repeat ? att_backoff(a, a->bulk_repeat) : 0;
+	if (!ret && deadline && rp_now_ns() >= deadline)
+		ret = -ETIMEDOUT; /* failing again and again since */
+	for (; !ret;) {
 		ret = rp_source_recover(a->src, a->bulk_gen, deadline, a->stop_efd);
 		if (ret)
 			break;
@@ -720,6 +740,7 @@ static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 			ret = -ETIMEDOUT;
 			break;
 		}
+		ret = att_backoff(a, ++a->bulk_repeat);
 	}
 	att_recovering(a, -1);
 	if (ret == -ECANCELED)
@@ -801,6 +822,8 @@ static void *fill_main(void *arg)
 				continue;
 			break;
 		}
+		a->bulk_since = 0; /* data: the next failure starts afresh */
+		a->bulk_repeat = 0;
 		pthread_mutex_lock(&a->slock);
 		for (unsigned k = 0; k < n; k++)
 			a->st.bytes_fill += f[k].len;

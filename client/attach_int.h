@@ -171,6 +171,11 @@ struct rpage_attach {
 	uint64_t rec_gen;
 	int rec_err;
 	uint64_t waited;           /* faults that waited for the channel */
+	/* failures with no answer in between share one deadline, counted
+	 * from the first, and back off: a page the server keeps failing on
+	 * must not become an endless, immediate reconnect loop */
+	uint64_t urgent_since, bulk_since;
+	unsigned urgent_repeat, bulk_repeat;
 	uint32_t resume_ms;        /* how long to try (UINT32_MAX: for ever) */
 	int nrecovering;           /* channels being recovered (atomic) */
 	uint64_t t_recover;        /* when the recovery under way began (slock) */
@@ -242,6 +247,10 @@ void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly);
 uint32_t att_state(struct rpage_attach *a);
 /* A channel starts (+1) or ends (-1) recovering: the state says so. */
 void att_recovering(struct rpage_attach *a, int delta);
+/* Sleeps before the @repeat-th reconnection in a row with no data in
+ * between: 100 ms doubling to 5 s, with jitter. 0, or -ECANCELED when
+ * stopping. */
+int att_backoff(struct rpage_attach *a, unsigned repeat);
 /* The page @pg of @m was placed from the urgent channel (att_place
  * returned @ret): the faults waiting for it are answered. */
 void att_faults_answered(struct rpage_attach *a, struct att_mm *m,

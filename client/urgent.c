@@ -240,13 +240,17 @@ static void *rec_main(void *arg)
 {
 	struct rpage_attach *a = arg;
 	uint64_t deadline = a->resume_ms == UINT32_MAX ? 0
-			    : rp_now_ns() + (uint64_t)a->resume_ms * 1000000ull;
+			    : a->urgent_since + (uint64_t)a->resume_ms * 1000000ull;
 	uint64_t gen = a->urgent_gen;
 	struct rp_chan *nc = NULL;
-	int ret;
+	int ret = 0;
 
 	rp_thread_name("rpage/recover");
-	for (;;) {
+	if (a->urgent_repeat)
+		ret = att_backoff(a, a->urgent_repeat);
+	if (!ret && deadline && rp_now_ns() >= deadline)
+		ret = -ETIMEDOUT; /* failing again and again since */
+	for (; !ret;) {
 		ret = rp_source_recover(a->src, gen, deadline, a->stop_efd);
 		if (ret)
 			break;
@@ -268,6 +272,7 @@ static void *rec_main(void *arg)
 			ret = -ETIMEDOUT;
 			break;
 		}
+		ret = att_backoff(a, ++a->urgent_repeat);
 	}
 	a->rec_chan = nc;
 	a->rec_gen = gen;
@@ -285,6 +290,10 @@ static void channel_failed(struct rpage_attach *a, int err)
 	rx_stop(a);
 	a->urgent_down = true;
 	a->t_down = rp_now_ns();
+	if (a->urgent_since)
+		a->urgent_repeat++; /* failed again before any answer */
+	else
+		a->urgent_since = a->t_down;
 	for (unsigned i = 0; i < a->nfl; i++)
 		if (a->fl[i].state == SLOT_SENT) {
 			a->fl[i].state = SLOT_LOST;
@@ -400,6 +409,8 @@ int att_urgent_process(struct rpage_attach *a, bool *busy)
 				if (a->fl[i].state == SLOT_SENT &&
 				    a->fl[i].tag == d.tag) {
 					a->fl[i].state = SLOT_DONE;
+					a->urgent_since = 0; /* an answer */
+					a->urgent_repeat = 0;
 					break;
 				}
 		}
