@@ -738,14 +738,20 @@ static int await_postcopy_without_ctl(struct rpage_live_source *s, int err)
 
 	if (!s->srv)
 		return err;
-	rp_warn("destination %s: the control connection broke in post-copy (%s): the page server keeps serving the destination for up to %.0f s, until it reports every page arrived",
+	rp_warn("destination %s: the control connection broke in post-copy (%s): the page server keeps serving the destination until it reports every page arrived (or sends no request for %.0f s)",
 		s->peer, strerror(-err), (double)LIVE_POSTCOPY_GRACE_MS / 1e3);
 	__atomic_store_n(&s->st.recovering, 1, __ATOMIC_RELEASE);
-	for (;;) {
+	for (uint64_t last = t0, reqs = 0;;) {
 		rpage_server_get_stats(s->srv, &st);
 		if (st.completions)
 			break;
-		if (rp_now_ns() - t0 >= grace)
+		/* the grace counts from the destination's last request: a
+		 * long post-copy still going on is not given up */
+		if (st.page_requests != reqs) {
+			reqs = st.page_requests;
+			last = rp_now_ns();
+		}
+		if (rp_now_ns() - last >= grace)
 			break;
 		usleep(20000);
 	}
