@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/net.h"
@@ -431,8 +432,28 @@ int rp_source_recover(struct rpage_source *src, uint64_t seen_gen,
 		return 0; /* a file: nothing to reconnect */
 	snprintf(peer, sizeof(peer), "%s:%s", src->host, src->port);
 	pthread_mutex_lock(&src->ctl_lock);
-	while (src->recovering)
-		pthread_cond_wait(&src->rcond, &src->ctl_lock);
+	/* another attachment reconnects already: wait for it, but not past
+	 * our deadline, and not when we are asked to stop */
+	while (src->recovering) {
+		struct pollfd pf = { stop_efd, POLLIN, 0 };
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&src->rcond, &src->ctl_lock, &ts);
+		if (!src->recovering)
+			break;
+		if ((stop_efd >= 0 && poll(&pf, 1, 0) > 0) ||
+		    (deadline_ns && rp_now_ns() >= deadline_ns)) {
+			pthread_mutex_unlock(&src->ctl_lock);
+			return stop_efd >= 0 && poll(&pf, 1, 0) > 0 ? -ECANCELED
+								     : -ETIMEDOUT;
+		}
+	}
 	if (src->dead || src->gen != seen_gen) {
 		ret = src->dead;
 		pthread_mutex_unlock(&src->ctl_lock);

@@ -193,6 +193,8 @@ int att_urgent_request(struct rpage_attach *a, struct att_mm *m, uint64_t pg)
 
 /* Sends every slot in @state (NEW, or LOST after a recovery) in one
  * submit; on failure they are lost until the channel is back. */
+static void channel_failed(struct rpage_attach *a, int err);
+
 static void submit_state(struct rpage_attach *a, enum att_slot_state state)
 {
 	struct rp_fetch f[64];
@@ -222,10 +224,12 @@ static void submit_state(struct rpage_attach *a, enum att_slot_state state)
 		sl[i]->state = SLOT_SENT;
 	ret = a->urgent->ops->submit(a->urgent, a->region, f, n, tags);
 	if (ret) {
-		/* the receiver sees the failure too and says so */
-		for (unsigned i = 0; i < n; i++)
-			sl[i]->state = SLOT_LOST;
+		/* whatever the error (a broken connection, no memory, a full
+		 * send queue), the channel is recovered and these requests
+		 * are sent again: none may be left waiting for an answer
+		 * that will not come */
 		rp_dbg("submitting %u requests failed: %s", n, strerror(-ret));
+		channel_failed(a, ret);
 	}
 }
 
@@ -287,6 +291,8 @@ static void channel_failed(struct rpage_attach *a, int err)
 {
 	uint64_t lost = 0;
 
+	if (a->urgent_down)
+		return; /* reported twice (submit and receiver): one recovery */
 	rx_stop(a);
 	a->urgent_down = true;
 	a->t_down = rp_now_ns();
@@ -323,6 +329,19 @@ static void channel_back(struct rpage_attach *a)
 	a->rec_chan = NULL;
 	a->urgent_gen = a->rec_gen;
 	old->ops->close(old);
+	/* what the old channel's receiver said after the failure is stale:
+	 * its errors must not end the new channel (answers find no slot:
+	 * every request gets a fresh tag when it is sent again) */
+	pthread_mutex_lock(&a->dlock);
+	for (unsigned k = 0, n = a->dcount; k < n; k++) {
+		struct att_done d = a->dq[a->dhead];
+
+		a->dhead = (a->dhead + 1) % a->dcap;
+		a->dcount--;
+		if (!d.err || d.tag == Q_RECOVERED || d.tag == Q_GAVE_UP)
+			a->dq[(a->dhead + a->dcount++) % a->dcap] = d;
+	}
+	pthread_mutex_unlock(&a->dlock);
 	a->urgent_down = false;
 	ret = rx_start(a);
 	if (ret) {

@@ -63,6 +63,7 @@ struct srv_conn {
 	uint64_t session;
 	uint64_t accepted_ns;
 	bool bye;         /* control: the client ended the session (BYE) */
+	bool superseded;  /* control: a resume took its session over */
 	struct srv_view view; /* the regions this peer may read */
 	char ip[48];      /* peer address without the port (per-peer cap) */
 	struct srv_conn *next;
@@ -199,31 +200,44 @@ static uint32_t fd_page_size(int fd)
 	return RP_PAGE_4K;
 }
 
-/*
- * What a file region holds, as a 64-bit identity: its device, inode, size,
- * page size and change time. A restarted server on the same, untouched
- * file gives the same identity; a replaced file (another inode) or one
- * written to (a new change time) another, so a client never resumes
- * against different bytes.
- */
-static uint64_t fd_identity(int fd, uint64_t length, uint32_t page_size)
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
-	uint64_t v[6] = { 0 }, h = 0xcbf29ce484222325ull;
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/*
+ * What a file region holds, as a 64-bit identity: its device, inode, size
+ * and page size, and a fingerprint of its content (4 KiB at 17 places:
+ * every sixteenth of the file and its last page). A restarted server on
+ * the same, untouched file gives the same identity; a replaced file
+ * (another inode) or one rewritten another, so a client never resumes
+ * against different bytes. Not the change time: registering the file for
+ * RDMA with memory windows pins it writable, which the kernel counts as a
+ * change.
+ */
+static uint64_t fd_identity(int fd, const char *map, uint64_t length,
+			    uint32_t page_size)
+{
+	uint64_t v[4] = { 0, 0, length, page_size }, h = 0xcbf29ce484222325ull;
 	struct stat sb;
 
 	if (fstat(fd, &sb) == 0) {
 		v[0] = (uint64_t)sb.st_dev;
 		v[1] = (uint64_t)sb.st_ino;
-		v[2] = (uint64_t)sb.st_ctim.tv_sec;
-		v[3] = (uint64_t)sb.st_ctim.tv_nsec;
 	}
-	v[4] = length;
-	v[5] = page_size;
-	for (unsigned i = 0; i < 6; i++)
-		for (unsigned b = 0; b < 8; b++) {
-			h ^= (v[i] >> (8 * b)) & 0xff;
-			h *= 0x100000001b3ull; /* FNV-1a */
-		}
+	h = fnv1a(h, v, sizeof(v));
+	for (unsigned i = 0; i <= 16 && length; i++) {
+		uint64_t off = i < 16 ? length / 16 * i : length - RP_PAGE_4K;
+
+		off &= ~(uint64_t)(RP_PAGE_4K - 1);
+		h = fnv1a(h, map + off, RP_PAGE_4K);
+	}
 	return h ? h : 1;
 }
 
@@ -284,7 +298,7 @@ RP_EXPORT int rpage_server_add_region_fd(struct rpage_server *srv,
 	r->page_size = page_size;
 	r->map = map;
 	r->use_sendfile = page_size == RP_PAGE_4K;
-	r->identity = fd_identity(dfd, length, page_size);
+	r->identity = fd_identity(dfd, map, length, page_size);
 	return (int)srv->nregions++;
 }
 
@@ -477,6 +491,7 @@ static uint64_t session_resume(struct rpage_server *s, uint64_t want,
 			       struct srv_conn *self)
 {
 	uint64_t got = 0;
+	bool superseded = false;
 	int i;
 
 	pthread_mutex_lock(&s->lock);
@@ -489,11 +504,18 @@ static uint64_t session_resume(struct rpage_server *s, uint64_t want,
 		if (c != self && !c->done && c->role == RP_ROLE_CONTROL &&
 		    c->session == want &&
 		    !strcmp(c->conn.identity, self->conn.identity)) {
-			c->bye = true; /* superseded: not parked when it ends */
+			/* superseded: not parked when it ends, and its end
+			 * must not touch the session it hands over */
+			c->bye = c->superseded = true;
 			rp_conn_shutdown(&c->conn);
+			superseded = true;
 			got = want;
 		}
 	pthread_mutex_unlock(&s->lock);
+	/* the old connection's RDMA state goes now, before this connection
+	 * can hand out new RDMA connection data for the session */
+	if (superseded)
+		srv_rdma_session_end(s->rdma, want);
 	return got;
 }
 
@@ -821,7 +843,7 @@ static void *conn_main(void *arg)
 	pthread_mutex_lock(&c->srv->lock);
 	c->done = true;
 	pthread_mutex_unlock(&c->srv->lock);
-	if (c->role == RP_ROLE_CONTROL && c->session) {
+	if (c->role == RP_ROLE_CONTROL && c->session && !c->superseded) {
 		srv_rdma_session_end(c->srv->rdma, c->session);
 		if (!c->bye && c->srv->lim.resume_grace_ms)
 			session_park(c);
