@@ -62,7 +62,7 @@ LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	common/uffd.c common/net.c common/conn.c common/tls.c \
 	server/server.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
-	client/attach.c client/place.c client/fc.c client/fetch.c
+	client/attach.c client/place.c client/urgent.c client/fc.c client/fetch.c
 LIB_SRC += $(wildcard common/rdma.c server/server_rdma.c client/transport_rdma.c)
 LIB_SRC += $(wildcard common/proto_rdma.c)
 LIB_SRC += common/live.c common/proto_live.c common/dirty.c \

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,14 @@
 #define SPIN_LIMIT 10000 /* faults in a row on a page reported present */
 #define MAX_CHILDREN 256 /* forked children served per process */
 #define CHILD_PROBE_MS 1000 /* how often to look for children that exited */
+#define INFLIGHT_DEFAULT 16u     /* faults' pages in flight at once */
+#define INFLIGHT_HUGE_DEFAULT 4u /* ... of 2 MiB */
+#define INFLIGHT_MAX 64u
+/* How long a broken connection is retried before the process is given up:
+ * long enough for a server restart, a link flap or a switch rebooting
+ * (one to three minutes); beyond that the source host is likely gone and
+ * the process is better restarted from elsewhere than kept waiting. */
+#define RESUME_MS_DEFAULT 180000u
 
 /* The state is written under slock by the fault or the fill thread and
  * read anywhere. */
@@ -55,11 +64,15 @@ uint32_t att_state(struct rpage_attach *a)
 }
 
 /* The attachment ends (failure or process gone). */
+static bool state_final(uint32_t st)
+{
+	return st == RPAGE_ATTACH_FAILED || st == RPAGE_ATTACH_GONE;
+}
+
 void att_set_final(struct rpage_attach *a, uint32_t state, int err)
 {
 	pthread_mutex_lock(&a->slock);
-	if (att_state(a) == RPAGE_ATTACH_RUNNING ||
-	    att_state(a) == RPAGE_ATTACH_COMPLETE) {
+	if (!state_final(att_state(a))) {
 		__atomic_store_n(&a->st.state, state, __ATOMIC_RELEASE);
 		a->st.error = err;
 		a->t_end = rp_now_ns();
@@ -74,7 +87,8 @@ void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly)
 	if (m->child || !newly)
 		return;
 	a->done += newly;
-	if (a->done == a->npages && att_state(a) == RPAGE_ATTACH_RUNNING) {
+	if (a->done == a->npages && (att_state(a) == RPAGE_ATTACH_RUNNING ||
+				     att_state(a) == RPAGE_ATTACH_RECOVERING)) {
 		pthread_mutex_lock(&a->slock);
 		__atomic_store_n(&a->st.state, RPAGE_ATTACH_COMPLETE,
 				 __ATOMIC_RELEASE);
@@ -83,6 +97,42 @@ void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly)
 		rp_source_notify_done(a->src, a->region);
 		rp_efd_signal(a->event_efd);
 	}
+}
+
+int att_backoff(struct rpage_attach *a, unsigned repeat)
+{
+	unsigned ms = 100u << RP_MIN(repeat - 1, 6u), jit;
+	struct pollfd pf = { a->stop_efd, POLLIN, 0 };
+
+	ms = RP_MIN(ms, 5000u);
+	if (getrandom(&jit, sizeof(jit), GRND_NONBLOCK) != sizeof(jit))
+		jit = (unsigned)rp_now_ns();
+	ms = ms / 2 + jit % (ms / 2 + 1);
+	return poll(&pf, 1, (int)ms) > 0 ? -ECANCELED : 0;
+}
+
+void att_recovering(struct rpage_attach *a, int delta)
+{
+	int n = __atomic_add_fetch(&a->nrecovering, delta, __ATOMIC_ACQ_REL);
+	uint32_t st;
+
+	pthread_mutex_lock(&a->slock);
+	st = att_state(a);
+	if (n == 1 && delta > 0)
+		a->t_recover = rp_now_ns();
+	/* one recovery: from the first channel down to the last one back */
+	if (n == 0 && delta < 0 && st != RPAGE_ATTACH_FAILED) {
+		a->st.reconnects++;
+		a->st.recovering_ns += rp_now_ns() - a->t_recover;
+	}
+	if (n > 0 && st == RPAGE_ATTACH_RUNNING)
+		__atomic_store_n(&a->st.state, RPAGE_ATTACH_RECOVERING,
+				 __ATOMIC_RELEASE);
+	else if (n == 0 && st == RPAGE_ATTACH_RECOVERING)
+		__atomic_store_n(&a->st.state, RPAGE_ATTACH_RUNNING,
+				 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&a->slock);
+	rp_efd_signal(a->event_efd);
 }
 
 static const struct att_range *range_of_page(const struct rpage_attach *a,
@@ -131,13 +181,25 @@ static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 {
 	bool anon = false;
 	uint64_t k;
-	int n, ret;
+	int ret;
 
 	if (m->child) {
 		anon = rp_area_covers(m->anon, m->nanon, addr, a->psize);
-	} else if (a->pid && a->areas) {
-		n = rp_proc_anon_areas(a->pid, a->areas, ATT_AREAS);
-		anon = n > 0 && rp_area_covers(a->areas, (unsigned)n, addr, a->psize);
+	} else if (a->pid) {
+		ret = rp_proc_addr_kind(a->pid, addr);
+		if (ret == -ENOENT) {
+			/* nothing is mapped there any more: a message that
+			 * outlived its mapping (two threads faulted on one
+			 * page, or the process unmapped it meanwhile). Waking
+			 * the address lets any access still waiting retry,
+			 * and get the kernel's own answer. */
+			rp_dbg("uffd %d: a fault at 0x%" PRIx64 " where nothing is mapped any more: woken",
+			       m->uffd, addr);
+			rp_uffd_wake(m->uffd, addr, a->psize);
+			fault_done(a, m, t_read, true, false);
+			return 0;
+		}
+		anon = ret == 1;
 	}
 	if (!anon) {
 		rp_err("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given, in memory %s: cannot know what it holds, so the fault is not answered",
@@ -164,16 +226,16 @@ static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 }
 
 /*
- * Serves one fault of @m. Returns 0, -EAGAIN (an event must be read
- * first: keep the fault and try again), or -errno when @m can no longer be
- * served (its end state is recorded).
+ * Serves one fault of @m. Returns 0 (answered), 1 (its page is asked for
+ * on the urgent channel: it is answered when the page arrives), -EAGAIN
+ * (an event must be read first: keep the fault and try again), or -errno
+ * when @m can no longer be served (its end state is recorded).
  */
 static int serve_fault(struct rpage_attach *a, struct att_mm *m,
 		       const struct att_fault *f)
 {
 	uint64_t addr = f->addr & ~(a->psize - 1), pg, k = 0;
 	struct att_seg *s;
-	bool data = false;
 	int ret;
 
 	if (f->flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_MINOR)) {
@@ -208,28 +270,10 @@ static int serve_fault(struct rpage_attach *a, struct att_mm *m,
 			rp_dbg("uffd %d: page at 0x%" PRIx64 " was dropped without an event: zeros",
 			       m->uffd, addr);
 	} else {
-		if (a->fault_buf_pg != pg) {
-			struct rp_fetch fe = { page_off(a, pg), (uint32_t)a->psize,
-					       a->fault_buf };
-
-			a->fault_buf_pg = UINT64_MAX;
-			ret = a->urgent->ops->fetch(a->urgent, a->region, &fe, 1);
-			if (ret) {
-				rp_err("fetching page at offset 0x%" PRIx64 " of region '%s' from %s failed: %s",
-				       fe.off, a->src->regions[a->region].name,
-				       rpage_transport_name(a->src->transport),
-				       strerror(-ret));
-				att_set_final(a, RPAGE_ATTACH_FAILED, ret);
-				return ret;
-			}
-			a->fault_buf_pg = pg;
-		}
-		data = true;
-		ret = att_place(a, m, pg, addr, 1, a->fault_buf, ORIGIN_FAULT, &k);
-		if (!m->child) {
-			__atomic_store_n(&a->hint_page, pg, __ATOMIC_RELAXED);
-			__atomic_fetch_add(&a->hint_gen, 1, __ATOMIC_RELEASE);
-		}
+		/* the source's data: asked for on the urgent channel; the
+		 * fault is answered when it arrives (att_faults_answered) */
+		att_urgent_request(a, m, pg);
+		return 1;
 	}
 	if (ret == -EAGAIN)
 		return ret;
@@ -246,12 +290,34 @@ static int serve_fault(struct rpage_attach *a, struct att_mm *m,
 	}
 	if (ret && ret != -EEXIST && ret != -ENOENT && ret != -EFAULT)
 		return ret;
-	fault_done(a, m, f->t_read, ret == -EEXIST, data && ret == 0);
+	fault_done(a, m, f->t_read, ret == -EEXIST, false);
 	return 0;
 }
 
-static void child_free(struct att_mm *c)
+void att_faults_answered(struct rpage_attach *a, struct att_mm *m,
+			 uint64_t pg, int ret)
 {
+	bool first = true;
+
+	for (unsigned i = 0; i < m->npend;) {
+		struct att_fault *f = &m->pend[i];
+		struct att_seg *s = att_seg_of_addr(m, f->addr & ~(a->psize - 1),
+						    a->psize);
+
+		if (!s || s->first + ((f->addr & ~(a->psize - 1)) - s->base) /
+					   a->psize != pg) {
+			i++;
+			continue;
+		}
+		fault_done(a, m, f->t_read, ret == -EEXIST, first && ret == 0);
+		first = false;
+		memmove(f, f + 1, (--m->npend - i) * sizeof(*f));
+	}
+}
+
+static void child_free(struct rpage_attach *a, struct att_mm *c)
+{
+	att_urgent_forget(a, c);
 	if (c->uffd >= 0)
 		close(c->uffd);
 	att_mm_free(c);
@@ -274,7 +340,7 @@ static void reap_children(struct rpage_attach *a, bool all)
 			continue;
 		}
 		rp_dbg("uffd %d: a forked child has gone", c->uffd);
-		child_free(c);
+		child_free(a, c);
 		a->child[i] = a->child[--a->nchild];
 	}
 }
@@ -330,6 +396,34 @@ static int pend_push(struct att_mm *m, const struct uffd_msg *msg,
 		msg->arg.pagefault.address, msg->arg.pagefault.flags, t_read
 	};
 	return 0;
+}
+
+/*
+ * Serves @m's faults, older ones first: those answered leave the list;
+ * those whose page is asked for stay until it arrives; at -EAGAIN the rest
+ * waits for the events to be read. 0, or -errno when @m can no longer be
+ * served.
+ */
+static int serve_pending(struct rpage_attach *a, struct att_mm *m)
+{
+	m->eagain = false;
+	for (unsigned i = 0; i < m->npend && !m->dead;) {
+		int ret = serve_fault(a, m, &m->pend[i]);
+
+		if (ret == -EAGAIN) {
+			m->eagain = true;
+			return 0;
+		}
+		if (ret == 1) {
+			i++;
+			continue;
+		}
+		memmove(&m->pend[i], &m->pend[i + 1],
+			(--m->npend - i) * sizeof(*m->pend));
+		if (ret)
+			return ret;
+	}
+	return m->dead ? -ESRCH : 0;
 }
 
 /*
@@ -389,15 +483,7 @@ static int service_mm(struct rpage_attach *a, struct att_mm *m, bool *busy)
 	}
 	if (n)
 		*busy = true;
-	while (m->npend && !m->dead) {
-		ret = serve_fault(a, m, &m->pend[0]);
-		if (ret == -EAGAIN)
-			return 0;
-		memmove(m->pend, m->pend + 1, --m->npend * sizeof(*m->pend));
-		if (ret)
-			return ret;
-	}
-	return m->dead ? -ESRCH : 0;
+	return serve_pending(a, m);
 dead:
 	if (m->child)
 		m->dead = true;
@@ -444,12 +530,13 @@ static int place_slice(struct rpage_attach *a, struct slot *s, uint32_t bytes,
 	return 0;
 }
 
-static bool any_pending(const struct rpage_attach *a)
+/* A placement met -EAGAIN somewhere: the loop must look again soon. */
+static bool any_eagain(const struct rpage_attach *a)
 {
-	if (a->mm.npend)
+	if (a->mm.eagain || att_urgent_waiting(a))
 		return true;
 	for (unsigned i = 0; i < a->nchild; i++)
-		if (a->child[i]->npend)
+		if (a->child[i]->eagain)
 			return true;
 	return false;
 }
@@ -462,7 +549,7 @@ static void *fault_main(void *arg)
 
 	rp_thread_name("rpage/fault");
 	for (;;) {
-		bool have_slot, busy = false, finished = false, pending;
+		bool have_slot, busy = false, finished = false, again;
 		unsigned np = 0;
 		int timeout = -1, ret;
 		uint64_t now;
@@ -470,17 +557,19 @@ static void *fault_main(void *arg)
 		pthread_mutex_lock(&a->qlock);
 		have_slot = a->count > 0 && !a->mm.dead;
 		pthread_mutex_unlock(&a->qlock);
-		pending = any_pending(a);
+		again = any_eagain(a);
 		pf[np++] = (struct pollfd){ a->stop_efd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ a->ready_efd, POLLIN, 0 };
+		pf[np++] = (struct pollfd){ att_urgent_fd(a), POLLIN, 0 };
 		pf[np++] = (struct pollfd){ a->mm.dead ? -1 : a->mm.uffd, POLLIN, 0 };
 		for (unsigned i = 0; i < a->nchild; i++)
 			pf[np++] = (struct pollfd){ a->child[i]->uffd, POLLIN, 0 };
-		/* faults waiting for an event's waiter to move on: look again
-		 * at once a few times, then every millisecond */
-		if (have_slot || (pending && spins < 8))
+		/* a placement waits for an event's waiter to move on: look
+		 * again at once a few times, then every millisecond (faults
+		 * that wait for the network do not make us spin) */
+		if (have_slot || (again && spins < 8))
 			timeout = 0;
-		else if (pending)
+		else if (again)
 			timeout = 1;
 		else if (a->nchild)
 			timeout = CHILD_PROBE_MS;
@@ -498,6 +587,7 @@ static void *fault_main(void *arg)
 			    errno != EAGAIN)
 				break;
 		}
+		/* the events and faults each address space has for us */
 		if (!a->mm.dead) {
 			ret = service_mm(a, &a->mm, &busy);
 			if (ret && ret != -ESRCH)
@@ -505,6 +595,17 @@ static void *fault_main(void *arg)
 		}
 		for (unsigned i = 0; i < a->nchild; i++)
 			service_mm(a, a->child[i], &busy);
+		/* the pages that arrived; a broken channel; a recovery */
+		if (att_urgent_process(a, &busy))
+			break; /* the source is lost for good */
+		/* faults that can go on now (a slot freed, a page settled) */
+		if (!a->mm.dead && serve_pending(a, &a->mm) &&
+		    !a->mm.dead)
+			break;
+		for (unsigned i = 0; i < a->nchild; i++)
+			serve_pending(a, a->child[i]);
+		/* every page asked for in this turn: one submit */
+		att_urgent_flush(a);
 		now = rp_now_ns();
 		if (a->nchild && now >= a->next_probe_ns) {
 			reap_children(a, true);
@@ -512,7 +613,7 @@ static void *fault_main(void *arg)
 		} else {
 			reap_children(a, false);
 		}
-		spins = any_pending(a) ? spins + 1 : 0;
+		spins = any_eagain(a) ? spins + 1 : 0;
 		if (a->mm.dead && !a->nchild)
 			break; /* the process and every child have gone */
 		if (!have_slot)
@@ -588,18 +689,19 @@ static uint64_t next_fill_page(struct rpage_attach *a, uint64_t *cursor,
 
 /*
  * The bulk channel failed with @err: gives the batch back (clears its
- * `queued` bits, so the sweep fetches those pages again) and reopens the
- * channel, up to three times with a growing pause. Returns true to go on;
- * false when stopping, or after ending the attachment as failed (faults
- * are still served over the urgent channel, but the memory would never
- * complete without the fill).
+ * `queued` bits, so the sweep fetches those pages again), waits for the
+ * source's control session to be back (rp_source_recover: backoff,
+ * session resumed, the image checked) and opens a new bulk channel. The
+ * fill then goes on from what is resident. Returns true to go on; false
+ * when stopping, or after ending the attachment as failed (the source is
+ * gone for good, or the deadline passed: the memory would never complete).
  */
 static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 			 unsigned n, int err)
 {
-	static const unsigned pause_ms[] = { 100, 1000, 5000 };
+	uint64_t t0 = rp_now_ns(), deadline;
 	struct rp_chan *nc = NULL, *old;
-	bool stop;
+	int ret;
 
 	for (unsigned k = 0; k < n; k++) {
 		const struct slot *s = &a->slots[idx[k]];
@@ -607,55 +709,56 @@ static bool fill_recover(struct rpage_attach *a, const unsigned *idx,
 		for (uint32_t i = 0; i < s->npages; i++)
 			rp_bit_clear(&a->queued, s->page + i);
 	}
-	for (unsigned t = 0; t < RP_ARRAY_SIZE(pause_ms); t++) {
-		struct timespec until;
-		int ret;
-
-		pthread_mutex_lock(&a->qlock);
-		stop = a->stopping;
-		pthread_mutex_unlock(&a->qlock);
-		if (stop)
-			return false;
-		rp_warn("background fill from %s failed (%s): reconnecting in %u ms",
-			rpage_transport_name(a->src->transport),
-			strerror(-err), pause_ms[t]);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += pause_ms[t] / 1000;
-		until.tv_nsec += (long)(pause_ms[t] % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&a->qlock);
-		while (!a->stopping &&
-		       pthread_cond_timedwait(&a->qcond, &a->qlock, &until) == 0)
-			;
-		stop = a->stopping;
-		pthread_mutex_unlock(&a->qlock);
-		if (stop)
-			return false;
+	rp_warn("background fill from %s failed (%s): reconnecting",
+		rpage_transport_name(a->src->transport), strerror(-err));
+	if (a->bulk_since)
+		a->bulk_repeat++; /* failed again before any data */
+	else
+		a->bulk_since = t0;
+	deadline = a->resume_ms == UINT32_MAX ? 0
+		   : a->bulk_since + (uint64_t)a->resume_ms * 1000000ull;
+	att_recovering(a, +1);
+	ret = a->bulk_repeat ? att_backoff(a, a->bulk_repeat) : 0;
+	if (!ret && deadline && rp_now_ns() >= deadline)
+		ret = -ETIMEDOUT; /* failing again and again since */
+	for (; !ret;) {
+		ret = rp_source_recover(a->src, a->bulk_gen, deadline, a->stop_efd);
+		if (ret)
+			break;
+		a->bulk_gen = rp_source_gen(a->src);
 		ret = rp_source_open_chan(a->src, RP_ROLE_BULK, &nc);
 		for (unsigned i = 0; !ret && nc->ops->reg_buf && i < a->nslots; i++)
 			ret = nc->ops->reg_buf(nc, a->slots[i].buf, a->chunk);
-		if (ret) {
-			if (nc)
-				nc->ops->close(nc);
-			nc = NULL;
-			err = ret;
-			continue;
+		if (!ret)
+			break;
+		if (nc)
+			nc->ops->close(nc);
+		nc = NULL;
+		if (ret == -EACCES || ret == -EPROTONOSUPPORT)
+			break;
+		if (deadline && rp_now_ns() >= deadline) {
+			ret = -ETIMEDOUT;
+			break;
 		}
-		pthread_mutex_lock(&a->qlock);
-		old = a->bulk;
-		a->bulk = nc;
-		pthread_mutex_unlock(&a->qlock);
-		old->ops->close(old);
-		rp_info("background fill reconnected");
-		return true;
+		ret = att_backoff(a, ++a->bulk_repeat);
 	}
-	rp_err("background fill from %s failed for good (%s): this process's memory will not complete",
-	       rpage_transport_name(a->src->transport), strerror(-err));
-	att_set_final(a, RPAGE_ATTACH_FAILED, err);
-	return false;
+	att_recovering(a, -1);
+	if (ret == -ECANCELED)
+		return false; /* stopping */
+	if (ret) {
+		rp_err("background fill from %s failed for good (%s): this process's memory will not complete",
+		       rpage_transport_name(a->src->transport), strerror(-ret));
+		att_set_final(a, RPAGE_ATTACH_FAILED, ret);
+		return false;
+	}
+	pthread_mutex_lock(&a->qlock);
+	old = a->bulk;
+	a->bulk = nc;
+	pthread_mutex_unlock(&a->qlock);
+	old->ops->close(old);
+	rp_info("background fill reconnected after %.3f s: going on from what is resident",
+		(double)(rp_now_ns() - t0) / 1e9);
+	return true;
 }
 
 static void *fill_main(void *arg)
@@ -680,7 +783,7 @@ static void *fill_main(void *arg)
 			pthread_cond_wait(&a->qcond, &a->qlock);
 		tail = (a->head + a->count) % a->nslots;
 		n = RP_MIN(a->depth, a->nslots - a->count);
-		stop = a->stopping || att_state(a) > RPAGE_ATTACH_COMPLETE;
+		stop = a->stopping || state_final(att_state(a));
 		pthread_mutex_unlock(&a->qlock);
 		if (stop)
 			break;
@@ -719,6 +822,8 @@ static void *fill_main(void *arg)
 				continue;
 			break;
 		}
+		a->bulk_since = 0; /* data: the next failure starts afresh */
+		a->bulk_repeat = 0;
 		pthread_mutex_lock(&a->slock);
 		for (unsigned k = 0; k < n; k++)
 			a->st.bytes_fill += f[k].len;
@@ -783,6 +888,8 @@ static int check_ranges(struct rpage_source *src, unsigned region,
 
 static void attach_destroy(struct rpage_attach *a)
 {
+	/* the receiver and a recovery first: they use the urgent channel */
+	att_urgent_free(a);
 	if (a->urgent)
 		a->urgent->ops->close(a->urgent);
 	if (a->bulk)
@@ -791,14 +898,11 @@ static void attach_destroy(struct rpage_attach *a)
 		if (a->slots[i].buf)
 			munmap(a->slots[i].buf, a->chunk);
 	free(a->slots);
-	if (a->fault_buf)
-		munmap(a->fault_buf, a->psize);
 	if (a->zero_buf)
 		munmap(a->zero_buf, a->psize);
 	while (a->nchild)
-		child_free(a->child[--a->nchild]);
+		child_free(a, a->child[--a->nchild]);
 	att_tbl_free(a->child, a->childcap * sizeof(*a->child));
-	att_tbl_free(a->areas, ATT_AREAS * sizeof(*a->areas));
 	free(a->pf);
 	if (a->mm.uffd >= 0)
 		close(a->mm.uffd);
@@ -872,14 +976,15 @@ static struct rpage_attach *attach_alloc(struct rpage_source *src,
 	if (!a)
 		return NULL;
 	a->mm.uffd = -1;
-	a->stop_efd = a->event_efd = a->ready_efd = -1;
+	a->stop_efd = a->event_efd = a->ready_efd = a->done_efd = -1;
 	pthread_mutex_init(&a->qlock, NULL);
 	pthread_cond_init(&a->qcond, NULL);
 	pthread_mutex_init(&a->slock, NULL);
 	a->src = src;
 	a->region = region;
 	a->psize = psize;
-	a->fault_buf_pg = UINT64_MAX;
+	a->resume_ms = opts && opts->resume_timeout_ms ? opts->resume_timeout_ms
+						       : RESUME_MS_DEFAULT;
 	a->chunk = opts && opts->fill_chunk ? opts->fill_chunk
 					    : FILL_CHUNK_DEFAULT;
 	a->depth = opts && opts->fill_depth ? opts->fill_depth
@@ -930,19 +1035,25 @@ static int attach_setup_pages(struct rpage_attach *a,
 	return 0;
 }
 
-static int attach_map_buffers(struct rpage_attach *a)
+static int attach_map_buffers(struct rpage_attach *a,
+			      const struct rpage_attach_opts *opts)
 {
-	a->fault_buf = map_buf(a->psize);
+	unsigned depth = opts && opts->max_inflight ? opts->max_inflight
+			 : a->psize == RP_PAGE_4K ? INFLIGHT_DEFAULT
+						  : INFLIGHT_HUGE_DEFAULT;
+	int ret = att_urgent_init(a, RP_MIN(depth, (unsigned)INFLIGHT_MAX));
+
+	if (ret)
+		return ret;
 	/* UFFDIO_ZEROPAGE does not exist for huge pages: they get their
 	 * zeros by UFFDIO_COPY from a zero buffer */
 	if (a->psize != RP_PAGE_4K)
 		a->zero_buf = map_buf(a->psize);
 	a->nslots = a->depth * 2;
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
-	a->pf = calloc(3 + MAX_CHILDREN, sizeof(*a->pf));
-	a->areas = att_tbl_alloc(ATT_AREAS * sizeof(*a->areas));
-	if (!a->fault_buf || (a->psize != RP_PAGE_4K && !a->zero_buf) ||
-	    !a->slots || !a->pf || !a->areas)
+	a->pf = calloc(4 + MAX_CHILDREN, sizeof(*a->pf));
+	if ((a->psize != RP_PAGE_4K && !a->zero_buf) ||
+	    !a->slots || !a->pf)
 		return -ENOMEM;
 	for (unsigned i = 0; !a->no_fill && i < a->nslots; i++) {
 		a->slots[i].buf = map_buf(a->chunk);
@@ -960,13 +1071,17 @@ static int attach_map_buffers(struct rpage_attach *a)
 /* The urgent channel for faults, the bulk channel for the fill. */
 static int attach_open_channels(struct rpage_attach *a)
 {
-	int ret = rp_source_open_chan(a->src, RP_ROLE_URGENT, &a->urgent);
+	int ret;
 
+	a->urgent_gen = a->bulk_gen = rp_source_gen(a->src);
+	ret = rp_source_open_chan(a->src, RP_ROLE_URGENT, &a->urgent);
 	if (!ret && !a->no_fill)
 		ret = rp_source_open_chan(a->src, RP_ROLE_BULK, &a->bulk);
+	/* the slots' buffers (registered where the transport reads into
+	 * registered memory, RDMA) and the receiver of their answers */
+	if (!ret)
+		ret = att_urgent_start(a);
 	/* transports that read into registered staging buffers (RDMA) */
-	if (!ret && a->urgent->ops->reg_buf)
-		ret = a->urgent->ops->reg_buf(a->urgent, a->fault_buf, a->psize);
 	for (unsigned i = 0; !ret && a->bulk && a->bulk->ops->reg_buf &&
 			     i < a->nslots; i++)
 		ret = a->bulk->ops->reg_buf(a->bulk, a->slots[i].buf, a->chunk);
@@ -1020,7 +1135,7 @@ int rp_attach_start_ex(struct rpage_source *src, unsigned region, int uffd,
 	a->uffd_features = features;
 	ret = attach_setup_pages(a, ranges, n, resident_bits);
 	if (!ret)
-		ret = attach_map_buffers(a);
+		ret = attach_map_buffers(a, opts);
 	if (!ret)
 		ret = attach_open_channels(a);
 	if (!ret)
@@ -1072,6 +1187,8 @@ RP_EXPORT int rpage_attach_get_stats(struct rpage_attach *a,
 	*st = a->st;
 	st->pages_resident = rp_bitmap_weight(&a->mm.resident);
 	st->elapsed_ns = (a->t_end ? a->t_end : now) - a->t_start;
+	st->recovering_for_ns = __atomic_load_n(&a->nrecovering, __ATOMIC_ACQUIRE) > 0
+					? now - a->t_recover : 0;
 	if (a->hist.count) {
 		st->lat_min_ns = a->hist.min;
 		st->lat_p50_ns = rp_hist_quantile(&a->hist, 0.50);
@@ -1096,9 +1213,9 @@ RP_EXPORT int rpage_attach_stop(struct rpage_attach *a)
 		a->bulk->ops->abort(a->bulk);
 	pthread_mutex_unlock(&a->qlock);
 	rp_efd_signal(a->stop_efd);
-	/* a fault thread blocked on a silent server must return too */
-	a->urgent->ops->abort(a->urgent);
 	pthread_join(a->fault_thr, NULL);
+	/* the receiver (and a recovery, which sees stop_efd) end too */
+	att_urgent_abort(a);
 	if (a->fill_started)
 		pthread_join(a->fill_thr, NULL);
 	a->threads_started = false;
@@ -1121,7 +1238,7 @@ RP_EXPORT void rpage_attach_free(struct rpage_attach *a)
 static const char *state_name(uint32_t s)
 {
 	static const char *const n[] = { "running", "complete", "failed",
-					 "gone" };
+					 "gone", "recovering" };
 
 	return s < RP_ARRAY_SIZE(n) ? n[s] : "?";
 }
@@ -1151,6 +1268,11 @@ RP_EXPORT void rpage_stats_print(FILE *f, const char *name,
 	if (st->resident_ns)
 		fprintf(f, "  resident   fully resident after %.3f s\n",
 			(double)st->resident_ns / 1e9);
+	if (st->reconnects || st->state == RPAGE_ATTACH_RECOVERING)
+		fprintf(f, "  recovery   %" PRIu64 " reconnect%s, %.3f s recovering, %" PRIu64 " fault%s waited for it\n",
+			st->reconnects, st->reconnects == 1 ? "" : "s",
+			(double)st->recovering_ns / 1e9, st->faults_waited,
+			st->faults_waited == 1 ? "" : "s");
 }
 
 RP_EXPORT void rpage_stats_print_json(FILE *f, const char *name,
@@ -1165,6 +1287,7 @@ RP_EXPORT void rpage_stats_print_json(FILE *f, const char *name,
 		",\"bytes_fault\":%" PRIu64 ",\"bytes_fill\":%" PRIu64
 		",\"blocked_us\":%.3f,\"elapsed_s\":%.6f,\"resident_s\":%.6f"
 		",\"fill_MBps\":%.3f"
+		",\"reconnects\":%" PRIu64 ",\"recovering_s\":%.6f,\"faults_waited\":%" PRIu64
 		",\"latency_us\":{\"min\":%.3f,\"p50\":%.3f,\"p99\":%.3f,\"p99.9\":%.3f,\"max\":%.3f,\"avg\":%.3f}}\n",
 		name, state_name(st->state), st->error, st->page_size,
 		st->pages_total, st->pages_resident, st->pages_by_fault,
@@ -1175,6 +1298,8 @@ RP_EXPORT void rpage_stats_print_json(FILE *f, const char *name,
 		st->elapsed_ns ? (double)st->bytes_fill / 1e6 /
 					 ((double)st->elapsed_ns / 1e9)
 			       : 0.0,
+		st->reconnects, (double)st->recovering_ns / 1e9,
+		st->faults_waited,
 		(double)st->lat_min_ns / 1e3, (double)st->lat_p50_ns / 1e3,
 		(double)st->lat_p99_ns / 1e3, (double)st->lat_p999_ns / 1e3,
 		(double)st->lat_max_ns / 1e3, (double)st->lat_avg_ns / 1e3);

@@ -11,6 +11,7 @@
 #ifndef RP_ATTACH_INT_H
 #define RP_ATTACH_INT_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -75,10 +76,34 @@ struct att_mm {
 	bool warned_outside;
 	bool dead;              /* the address space has gone (ESRCH) */
 	bool stuck;             /* a fault we cannot answer is left waiting */
+	bool eagain;            /* a placement met -EAGAIN: look again soon */
 	/* a forked child: the private anonymous memory of its parent at the
 	 * fork, where a fault outside every range reads zeros */
 	struct rp_area *anon;
 	unsigned nanon;
+};
+
+/* A page asked for on the urgent channel (client/urgent.c). */
+enum att_slot_state {
+	SLOT_FREE,
+	SLOT_NEW,   /* to be sent with the next flush */
+	SLOT_SENT,  /* in flight */
+	SLOT_DONE,  /* its bytes are in buf: to be placed */
+	SLOT_LOST,  /* the channel broke: sent again once it is back */
+};
+
+struct att_slot {
+	enum att_slot_state state;
+	struct att_mm *m;   /* for whom (NULL: that address space went) */
+	uint64_t pg;
+	uint64_t tag;
+	char *buf;
+};
+
+/* An answer, or a channel event, from the receiver or recovery thread. */
+struct att_done {
+	uint64_t tag;
+	int err;
 };
 
 struct slot {
@@ -99,7 +124,6 @@ struct rpage_attach {
 	bool no_fill;
 	uint64_t uffd_features;
 	int pid;                   /* the process, or 0 when unknown */
-	struct rp_area *areas;     /* its private anonymous memory (scratch) */
 
 	struct att_mm mm;          /* the process that handed its memory over */
 	struct att_mm **child;     /* its forked children (fault thread) */
@@ -124,8 +148,37 @@ struct rpage_attach {
 	uint64_t hint_page; /* last faulting page, for the fill order */
 	uint64_t hint_gen;
 
-	void *fault_buf, *zero_buf;
-	uint64_t fault_buf_pg; /* page whose data fault_buf holds, or ~0 */
+	void *zero_buf;
+
+	/* the urgent channel's requests in flight (client/urgent.c) */
+	struct att_slot *fl;       /* fault thread */
+	unsigned nfl;
+	char *flbuf;               /* nfl pages, the slots' buffers */
+	uint64_t next_tag;
+	pthread_t rx_thr;          /* receiver: waits for answers */
+	bool rx_started;
+	pthread_mutex_t dlock;     /* dq, between receiver/recovery and us */
+	struct att_done *dq;
+	unsigned dhead, dcount, dcap;
+	int done_efd;
+	bool urgent_down;          /* broken: a recovery runs */
+	uint64_t t_down;
+	uint64_t urgent_gen;       /* the source generation it was opened in */
+	uint64_t bulk_gen;         /* fill thread: the same for bulk */
+	pthread_t rec_thr;         /* recovery */
+	bool rec_started;
+	struct rp_chan *rec_chan;  /* what it opened (handed over in dq) */
+	uint64_t rec_gen;
+	int rec_err;
+	uint64_t waited;           /* faults that waited for the channel */
+	/* failures with no answer in between share one deadline, counted
+	 * from the first, and back off: a page the server keeps failing on
+	 * must not become an endless, immediate reconnect loop */
+	uint64_t urgent_since, bulk_since;
+	unsigned urgent_repeat, bulk_repeat;
+	uint32_t resume_ms;        /* how long to try (UINT32_MAX: for ever) */
+	int nrecovering;           /* channels being recovered (atomic) */
+	uint64_t t_recover;        /* when the recovery under way began (slock) */
 
 	pthread_mutex_t slock; /* stats */
 	struct rpage_stats st;
@@ -192,5 +245,40 @@ int att_place(struct rpage_attach *a, struct att_mm *m, uint64_t pg,
 void att_set_final(struct rpage_attach *a, uint32_t state, int err);
 void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly);
 uint32_t att_state(struct rpage_attach *a);
+/* A channel starts (+1) or ends (-1) recovering: the state says so. */
+void att_recovering(struct rpage_attach *a, int delta);
+/* Sleeps before the @repeat-th reconnection in a row with no data in
+ * between: 100 ms doubling to 5 s, with jitter. 0, or -ECANCELED when
+ * stopping. */
+int att_backoff(struct rpage_attach *a, unsigned repeat);
+/* The page @pg of @m was placed from the urgent channel (att_place
+ * returned @ret): the faults waiting for it are answered. */
+void att_faults_answered(struct rpage_attach *a, struct att_mm *m,
+			 uint64_t pg, int ret);
+
+/* ---- urgent.c: requests in flight on the urgent channel ---- */
+
+/* Slots for @depth requests and their buffers. 0 or -ENOMEM. */
+int att_urgent_init(struct rpage_attach *a, unsigned depth);
+/* a->urgent is open: register the buffers, start the receiver. */
+int att_urgent_start(struct rpage_attach *a);
+void att_urgent_free(struct rpage_attach *a);
+/* Makes a blocked receiver return (stopping). */
+void att_urgent_abort(struct rpage_attach *a);
+/* Readable when answers (or a failure, or a recovery) wait. */
+int att_urgent_fd(const struct rpage_attach *a);
+/* Asks for page @pg of @m (coalesced with a request for the same page):
+ * 0, or -EBUSY when every slot is in flight (ask again later). */
+int att_urgent_request(struct rpage_attach *a, struct att_mm *m, uint64_t pg);
+/* Sends what was asked since the last flush, in one submit. */
+void att_urgent_flush(struct rpage_attach *a);
+/* Takes the answers and places their pages; handles a failure (starts a
+ * recovery) and a recovery's end. 0, or -errno when the attachment
+ * failed. *busy is set when anything happened. */
+int att_urgent_process(struct rpage_attach *a, bool *busy);
+/* An answered page still waits for its placement (-EAGAIN). */
+bool att_urgent_waiting(const struct rpage_attach *a);
+/* @m has gone: answers for it are dropped. */
+void att_urgent_forget(struct rpage_attach *a, struct att_mm *m);
 
 #endif

@@ -25,7 +25,21 @@ struct rp_chan_ops {
 	 * returns 0 when every byte has arrived, or -errno. */
 	int (*fetch)(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		     unsigned n);
-	/* Makes a blocked fetch return (from another thread). */
+	/*
+	 * Requests kept in flight (the urgent channel): submit sends @n
+	 * requests at once (one write, one doorbell) and returns without
+	 * waiting; each is named by its @tags[i]. wait_one blocks until one
+	 * of them has all its bytes in its dst and stores its tag; it is
+	 * called by one thread at a time, concurrently with submit. Either
+	 * returns -errno when the channel broke: every request not yet
+	 * returned by wait_one is lost, and the channel is only good for
+	 * close. -ECANCELED after abort.
+	 */
+	int (*submit)(struct rp_chan *ch, uint32_t region,
+		      const struct rp_fetch *f, unsigned n,
+		      const uint64_t *tags);
+	int (*wait_one)(struct rp_chan *ch, uint64_t *tag);
+	/* Makes a blocked fetch or wait_one return (from another thread). */
 	void (*abort)(struct rp_chan *ch);
 	void (*close)(struct rp_chan *ch);
 	/* Optional (RDMA): makes [ptr, ptr+len) a valid fetch destination
@@ -53,6 +67,13 @@ struct rpage_source {
 	int local_fd;           /* local transport: the file */
 	uint64_t features;      /* HELLO_ACK features of the control session */
 	struct rp_rdma_source *rdma; /* RDMA transport state (transport_rdma.c) */
+	/* resume (rp_source_recover), under ctl_lock: */
+	uint64_t gen;           /* the control session's generation */
+	bool recovering;        /* a thread is reconnecting */
+	int dead;               /* -errno: never to be resumed (identity,
+				 * credentials), 0 */
+	pthread_cond_t rcond;   /* recovering ended */
+	uint64_t reconnects;    /* control sessions re-established */
 };
 
 /* transport_rdma.c: sets up RDMA on a connected source (control session
@@ -78,6 +99,28 @@ int rp_rdma_keys(struct rpage_source *src, const uint8_t *tk,
 int rp_rdma_ctl_call(struct rpage_source *s, uint16_t type, const void *req,
 		     uint32_t req_len, uint16_t want, uint8_t *buf,
 		     uint32_t cap, struct rp_hdr *h, const char *peer);
+
+/* transport_rdma.c: after the control session was re-established, asks
+ * the server where it listens for RDMA now (it may have restarted). */
+int rp_rdma_source_refresh(struct rpage_source *s, const char *peer);
+
+/*
+ * Re-establishes @src's control session after a connection of it broke:
+ * reconnects with a bounded exponential backoff and jitter until
+ * @deadline_ns (CLOCK_MONOTONIC; 0: for ever), resuming the session where
+ * the server still keeps it, and checks that every region is still the
+ * same image (identity, size, page size). @seen_gen is the generation the
+ * caller's connection was opened under: when another thread has
+ * reconnected since, this returns at once. One thread reconnects, the
+ * others wait for its result. Returns 0 (open channels anew),
+ * -ESTALE (a region changed) or -EACCES (refused: credentials) — final,
+ * never retried —, -ETIMEDOUT at the deadline, or -ECANCELED when
+ * @stop_efd became readable.
+ */
+int rp_source_recover(struct rpage_source *src, uint64_t seen_gen,
+		      uint64_t deadline_ns, int stop_efd);
+/* The current generation of @src's control session. */
+uint64_t rp_source_gen(struct rpage_source *src);
 
 /* Opens a channel for one role (RP_ROLE_URGENT or RP_ROLE_BULK). */
 int rp_source_open_chan(struct rpage_source *src, enum rp_role role,

@@ -906,7 +906,8 @@ RP_EXPORT int rpage_live_dest_wait(struct rpage_live_dest *d, int timeout_ms)
 			d->att = NULL;
 			return finish(d, 0);
 		}
-		if (d->st.post.state != RPAGE_ATTACH_RUNNING) {
+		if (d->st.post.state != RPAGE_ATTACH_RUNNING &&
+		    d->st.post.state != RPAGE_ATTACH_RECOVERING) {
 			int e = d->st.post.error ? d->st.post.error : -EIO;
 
 			snprintf(d->st.why, sizeof(d->st.why),

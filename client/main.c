@@ -67,7 +67,9 @@ struct guest {
 	pthread_t thr;
 	int attach_ret;
 	struct rpage_attach *att;
-	bool reported_complete, reported_failed, gone;
+	int pidfd;                  /* the process, to kill it (fail closed) */
+	bool reported_complete, reported_failed, gone, killed;
+	bool accepted;              /* its handshake was accepted */
 	uint64_t last_bytes, last_faults;
 	char name[48];
 };
@@ -87,6 +89,14 @@ struct client {
 	uid_t allow_uid[MAX_IDS];
 	gid_t allow_gid[MAX_IDS];
 	unsigned nallow_uid, nallow_gid;
+	bool wait_policy;           /* --on-source-lost=wait */
+	bool stopping;              /* SIGTERM/SIGINT: exit when we may */
+	unsigned finished;          /* served processes that have gone */
+	/* --on-source-lost=wait: userfaultfds of processes that can no
+	 * longer be served, kept open (so they stay blocked) until their
+	 * pidfd says they have exited */
+	struct { int uffd, pidfd; } held[MAX_GUESTS];
+	unsigned nheld;
 };
 
 static void usage(FILE *f)
@@ -128,6 +138,13 @@ static void usage(FILE *f)
 		"      --fill-chunk BYTES   background fill request size (default 1 MiB)\n"
 		"      --fill-depth N       background fill requests in flight (default 4)\n"
 		"      --no-fill            serve faults only\n"
+		"      --resume-timeout S   after a connection to the source breaks, keep\n"
+		"                           reconnecting for S seconds (default 180, 'inf':\n"
+		"                           for ever); faults wait meanwhile\n"
+		"      --on-source-lost P   when the source is lost for good: kill (default)\n"
+		"                           the process before its memory could read zeros,\n"
+		"                           or wait: keep it blocked and keep reconnecting\n"
+		"                           for ever (--resume-timeout does not apply)\n"
 		"  -v, --verbose / -q, --quiet\n");
 }
 
@@ -146,6 +163,75 @@ static void guest_report(struct client *c, struct guest *g, const char *why)
 	}
 }
 
+/* A process still has pages that have not arrived. */
+static bool guest_missing(struct guest *g)
+{
+	struct rpage_stats st;
+
+	if (g->state != G_SERVING)
+		return g->state == G_ATTACHING;
+	rpage_attach_get_stats(g->att, &st);
+	return st.state != RPAGE_ATTACH_COMPLETE && st.state != RPAGE_ATTACH_GONE;
+}
+
+/*
+ * Fail closed: the process is killed while its userfaultfd is still open,
+ * so none of its threads can read a page that has not arrived as zeros
+ * (releasing the userfaultfd first would let them). The descriptor is
+ * released when the process is gone (its socket closes).
+ */
+static void guest_kill(struct guest *g, const char *why)
+{
+	int ret;
+
+	if (g->killed)
+		return;
+	g->killed = true;
+	ret = g->pidfd >= 0 ? rp_pidfd_kill(g->pidfd, SIGKILL) : -ENOENT;
+	if (ret == -ESRCH)
+		return; /* it has exited already */
+	if (ret)
+		fprintf(stderr, "rpage-client: %s: cannot be killed (%s) although %s: its userfaultfd stays open, so it stays blocked\n",
+			g->name, strerror(-ret), why);
+	else
+		fprintf(stderr, "rpage-client: %s killed: %s, and its pages that have not arrived must never read as zeros\n",
+			g->name, why);
+}
+
+/*
+ * A process whose userfaultfd we hold but whose memory we will not serve
+ * to the end (its attach failed after its handshake was accepted, or we
+ * are stopping) must not be left to read missing
+ * pages as zeros when we let the descriptor go: killed first, or (wait)
+ * its descriptor is held until it exits. A process that closed its socket
+ * has gone.
+ */
+static void guest_fail_closed(struct client *c, struct guest *g)
+{
+	/* a refused handshake only ends the connection: the process is told
+	 * so by its socket closing, and was never told it is served */
+	bool missing = g->uffd >= 0 && g->accepted && !g->gone && !g->killed &&
+		       (g->state != G_SERVING || guest_missing(g));
+
+	if (!missing)
+		return;
+	if (!c->wait_policy) {
+		guest_kill(g, "its memory can no longer be served");
+		return;
+	}
+	if (g->pidfd < 0 || c->nheld == MAX_GUESTS) {
+		fprintf(stderr, "rpage-client: %s: cannot tell when it exits: its userfaultfd is kept open for as long as we run (--on-source-lost=wait)\n",
+			g->name);
+		g->uffd = -1; /* leaked on purpose: it stays blocked */
+		return;
+	}
+	fprintf(stderr, "rpage-client: %s stays blocked (--on-source-lost=wait): its userfaultfd is kept open until it exits\n",
+		g->name);
+	c->held[c->nheld].uffd = g->uffd;
+	c->held[c->nheld++].pidfd = g->pidfd;
+	g->uffd = g->pidfd = -1;
+}
+
 /* Ends guest @i; an attach in progress is waited for first. */
 static void guest_close(struct client *c, unsigned i)
 {
@@ -156,6 +242,9 @@ static void guest_close(struct client *c, unsigned i)
 		if (!g->attach_ret)
 			g->state = G_SERVING;
 	}
+	if (g->state == G_SERVING)
+		c->finished++;
+	guest_fail_closed(c, g);
 	if (g->att) {
 		struct rpage_stats st;
 
@@ -170,6 +259,8 @@ static void guest_close(struct client *c, unsigned i)
 		close(g->uffd);
 	if (g->done_efd >= 0)
 		close(g->done_efd);
+	if (g->pidfd >= 0)
+		close(g->pidfd);
 	free(g->ranges);
 	close(g->sock);
 	free(g);
@@ -213,6 +304,7 @@ static int guest_handshake(struct guest *g)
 	if (g->done_efd < 0)
 		return -errno;
 	g->state = G_ATTACHING;
+	g->accepted = true; /* from here it may expect its memory served */
 	ret = pthread_create(&g->thr, NULL, attach_main, g);
 	if (ret) {
 		g->state = G_HANDSHAKE;
@@ -231,6 +323,11 @@ static int guest_attached(struct client *c, struct guest *g)
 	pthread_join(g->thr, NULL);
 	if (g->attach_ret) {
 		g->state = G_HANDSHAKE; /* nothing to stop */
+		/* ranges or a userfaultfd we refuse are bad input, like a
+		 * refused handshake; anything else (the source) fails closed */
+		if (g->attach_ret == -EINVAL || g->attach_ret == -ENOTSUP ||
+		    g->attach_ret == -EBADF || g->attach_ret == -ERANGE)
+			g->accepted = false;
 		fprintf(stderr, "rpage-client: %s: cannot serve its memory: %s\n",
 			g->name, strerror(-g->attach_ret));
 		return g->attach_ret;
@@ -305,6 +402,7 @@ static void accept_guest(struct client *c)
 	g->gid = cr.gid;
 	g->uffd = -1;
 	g->done_efd = -1;
+	g->pidfd = rp_peer_pidfd(fd, cr.pid);
 	g->state = G_HANDSHAKE;
 	g->deadline_ns = rp_now_ns() + (uint64_t)c->handshake_ms * 1000000ull;
 	snprintf(g->name, sizeof(g->name), "process %d", (int)g->pid);
@@ -331,6 +429,17 @@ static void progress(struct client *c, bool force)
 		if (g->state != G_SERVING)
 			continue;
 		rpage_attach_get_stats(g->att, &st);
+		if (st.state == RPAGE_ATTACH_RECOVERING) {
+			len += (size_t)snprintf(line + len, sizeof(line) - len,
+				"%s[%d] %5.1f%% resident, recovering for %.1f s (%" PRIu64 " faults waiting so far)  ",
+				len ? "| " : "", (int)g->pid,
+				st.pages_total ? 100.0 * (double)st.pages_resident /
+							 (double)st.pages_total
+					       : 0.0,
+				(double)st.recovering_for_ns / 1e9,
+				st.faults_waited);
+			continue;
+		}
 		if (st.state != RPAGE_ATTACH_RUNNING)
 			continue; /* its report is out: leave the line clean */
 		bytes = st.bytes_fill + st.bytes_fault;
@@ -454,6 +563,11 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 		} else if (st.state == RPAGE_ATTACH_FAILED && !g->reported_failed) {
 			g->reported_failed = true;
 			guest_report(c, g, "FAILED");
+			if (c->wait_policy)
+				fprintf(stderr, "rpage-client: %s stays blocked (--on-source-lost=wait): its userfaultfd is kept open\n",
+					g->name);
+			else
+				guest_kill(g, "its source is lost");
 		}
 	}
 	if (g->state == G_HANDSHAKE && !sr && rp_now_ns() >= g->deadline_ns) {
@@ -477,10 +591,9 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 		ssize_t n = recv(g->sock, b, sizeof(b), MSG_DONTWAIT);
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			if (g->state == G_ATTACHING) {
-				g->gone = true; /* closed once attached */
-				return 0;
-			}
+			g->gone = true; /* the process closed its socket */
+			if (g->state == G_ATTACHING)
+				return 0; /* closed once attached */
 			guest_close(c, i);
 			return 1;
 		}
@@ -488,12 +601,58 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 	return 0;
 }
 
+static bool any_missing(struct client *c)
+{
+	if (c->nheld)
+		return true;
+	for (unsigned i = 0; i < c->ng; i++)
+		if (guest_missing(c->g[i]))
+			return true;
+	return false;
+}
+
+/*
+ * SIGTERM/SIGINT. Processes whose pages have all arrived lose nothing.
+ * Those with missing pages would read them as zeros once their
+ * userfaultfds close with us: by policy they are killed first, or (wait)
+ * we stay until they complete. True: exit now.
+ */
+static bool stop_requested(struct client *c, int sfd)
+{
+	struct signalfd_siginfo si;
+	unsigned n = 0;
+
+	if (read(sfd, &si, sizeof(si)) < 0)
+		si.ssi_signo = SIGTERM;
+	for (unsigned i = 0; i < c->ng; i++)
+		n += guest_missing(c->g[i]);
+	if (!n)
+		return true;
+	if (c->stopping)
+		return false; /* said already */
+	c->stopping = true;
+	if (c->wait_policy) {
+		fprintf(stderr, "rpage-client: %s: %u process%s still %s missing pages: stopping once they complete (--on-source-lost=wait)\n",
+			strsignal((int)si.ssi_signo), n, n == 1 ? "" : "es",
+			n == 1 ? "has" : "have");
+		return false;
+	}
+	fprintf(stderr, "rpage-client: %s: %u process%s still %s missing pages: killing %s before %s memory could read zeros\n",
+		strsignal((int)si.ssi_signo), n, n == 1 ? "" : "es",
+		n == 1 ? "has" : "have", n == 1 ? "it" : "them",
+		n == 1 ? "its" : "their");
+	for (unsigned i = 0; i < c->ng; i++)
+		if (guest_missing(c->g[i]))
+			guest_kill(c->g[i], "the handler is stopping");
+	return false; /* they go, their sockets close, then we do */
+}
+
 static int run(struct client *c, int sfd)
 {
-	struct pollfd pf[2 + 2 * MAX_GUESTS];
+	struct pollfd pf[2 + 3 * MAX_GUESTS];
 
 	for (;;) {
-		unsigned np = 0;
+		unsigned np = 0, ng;
 
 		pf[np++] = (struct pollfd){ sfd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ c->listen_fd, POLLIN, 0 };
@@ -511,26 +670,38 @@ static int run(struct client *c, int sfd)
 				POLLIN, 0
 			};
 		}
+		ng = c->ng;
+		for (unsigned k = 0; k < c->nheld; k++)
+			pf[np++] = (struct pollfd){ c->held[k].pidfd, POLLIN, 0 };
 		if (poll(pf, np, poll_timeout(c)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (pf[0].revents)
+		if (pf[0].revents && stop_requested(c, sfd))
 			return 0;
+		/* held descriptors of processes that have exited: released
+		 * (backwards: the last one moves into k) */
+		for (unsigned k = np - 2 - 2 * ng; k-- > 0;) {
+			if (!pf[2 + 2 * ng + k].revents || k >= c->nheld)
+				continue;
+			close(c->held[k].uffd);
+			close(c->held[k].pidfd);
+			c->held[k] = c->held[--c->nheld];
+		}
 		/* walk backwards: guest_close moves the last guest into i */
-		for (unsigned i = (np - 2) / 2; i-- > 0;) {
-			int r;
-
+		for (unsigned i = ng; i-- > 0;) {
 			if (i >= c->ng)
 				continue;
-			r = guest_events(c, i, pf[2 + 2 * i].revents,
-					 pf[3 + 2 * i].revents);
-			/* a failed process is its problem, not ours: only
-			 * --once makes it our status */
-			if (r && c->once)
-				return r > 0 ? 0 : -EPROTO;
+			guest_events(c, i, pf[2 + 2 * i].revents,
+				     pf[3 + 2 * i].revents);
 		}
+		/* --once: the first process served has gone (a failed one
+		 * is its problem, not ours, except for our exit status) */
+		if (c->once && c->finished && !(c->wait_policy && any_missing(c)))
+			return c->failed ? -EPROTO : 0;
+		if (c->stopping && !any_missing(c))
+			return 0; /* the last process with missing pages left */
 		if (pf[1].revents)
 			accept_guest(c);
 		progress(c, false);
@@ -562,7 +733,7 @@ int main(int argc, char **argv)
 {
 	enum { O_LOCAL = 256, O_JSON, O_PROG, O_NOPROG, O_ONCE, O_CHUNK,
 	       O_DEPTH, O_NOFILL, O_RDMA_DEV, O_SMODE, O_SGROUP, O_AUID,
-	       O_AGID, O_HS };
+	       O_AGID, O_HS, O_RESUME, O_LOST };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "local", required_argument, NULL, O_LOCAL },
@@ -583,6 +754,8 @@ int main(int argc, char **argv)
 		{ "fill-chunk", required_argument, NULL, O_CHUNK },
 		{ "fill-depth", required_argument, NULL, O_DEPTH },
 		{ "no-fill", no_argument, NULL, O_NOFILL },
+		{ "resume-timeout", required_argument, NULL, O_RESUME },
+		{ "on-source-lost", required_argument, NULL, O_LOST },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -698,6 +871,28 @@ int main(int argc, char **argv)
 		case O_NOFILL:
 			c->aopts.no_fill = 1;
 			break;
+		case O_RESUME:
+			if (!strcmp(optarg, "inf")) {
+				c->aopts.resume_timeout_ms = UINT32_MAX;
+				break;
+			}
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !v || v > 4000000) {
+				fprintf(stderr, "rpage-client: bad value '%s' for --resume-timeout (seconds, 1..4000000, or inf)\n",
+					optarg);
+				return 2;
+			}
+			c->aopts.resume_timeout_ms = (uint32_t)(v * 1000);
+			break;
+		case O_LOST:
+			if (strcmp(optarg, "kill") && strcmp(optarg, "wait")) {
+				fprintf(stderr, "rpage-client: --on-source-lost wants kill or wait, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			c->wait_policy = !strcmp(optarg, "wait");
+			break;
 		case 'v':
 			rpage_set_log_level(RPAGE_LOG_DEBUG);
 			break;
@@ -723,6 +918,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* keeping a process blocked means never giving up on its source */
+	if (c->wait_policy)
+		c->aopts.resume_timeout_ms = UINT32_MAX;
 	/* credentials: every problem is fatal here, at start, never retried */
 	if (rp_tls_load("rpage-client", &to, &tls))
 		return 1;
@@ -792,6 +990,13 @@ int main(int argc, char **argv)
 	ret = run(c, sfd);
 	while (c->ng)
 		guest_close(c, c->ng - 1);
+	if (c->nheld)
+		fprintf(stderr, "rpage-client: %u blocked process%s lose%s its userfaultfd as we exit\n",
+			c->nheld, c->nheld == 1 ? "" : "es", c->nheld == 1 ? "s" : "");
+	for (unsigned k = 0; k < c->nheld; k++) {
+		close(c->held[k].uffd);
+		close(c->held[k].pidfd);
+	}
 	close(c->listen_fd);
 	unlink(sock);
 	if (c->json)

@@ -9,9 +9,12 @@
  * the transports (RDMA set-up, DONE notices) under ctl_lock.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/net.h"
@@ -49,29 +52,31 @@ static struct rpage_source *source_alloc(void)
 	rp_conn_init(&s->ctl, -1);
 	s->local_fd = -1;
 	pthread_mutex_init(&s->ctl_lock, NULL);
+	pthread_cond_init(&s->rcond, NULL);
 	return s;
 }
 
-static int fetch_regions(struct rpage_source *s, const char *peer)
+/* The region table on @c: a malloc'ed array in *out (caller frees). */
+static int fetch_regions(struct rp_conn *c, struct rp_region_desc **out,
+			 unsigned *n, const char *peer)
 {
 	struct rp_hdr h;
 	const char *why = NULL;
-	uint32_t cap = 4 + RP_MAX_REGIONS * (24 + 256);
+	uint32_t cap = 4 + RP_MAX_REGIONS * (32 + 256);
 	uint8_t *buf = malloc(cap);
 	int ret;
 
 	if (!buf)
 		return -ENOMEM;
-	ret = rp_conn_send_frame(&s->ctl, RP_MSG_REGIONS_REQ, 2, NULL, 0);
+	ret = rp_conn_send_frame(c, RP_MSG_REGIONS_REQ, 2, NULL, 0);
 	if (!ret)
-		ret = rp_conn_recv_frame(&s->ctl, &h, buf, cap, &why);
+		ret = rp_conn_recv_frame(c, &h, buf, cap, &why);
 	if (!ret && h.type != RP_MSG_REGIONS) {
 		why = "answered the region request with something else";
 		ret = -EPROTO;
 	}
 	if (!ret)
-		ret = rp_regions_decode(buf, h.len, &s->regions, &s->nregions,
-					&why);
+		ret = rp_regions_decode(buf, h.len, out, n, &why);
 	if (ret == -EPROTO)
 		rp_err("server %s: %s", peer, why ? why : "protocol error");
 	free(buf);
@@ -117,7 +122,7 @@ RP_EXPORT int rpage_source_connect_opts(const char *host, const char *port,
 	rp_info("connected to %s: %s", peer, s->ctl.desc);
 	s->session = ack.session;
 	s->features = ack.features;
-	ret = fetch_regions(s, peer);
+	ret = fetch_regions(&s->ctl, &s->regions, &s->nregions, peer);
 	if (ret)
 		goto fail;
 	if (transport != RPAGE_TRANSPORT_TCP) {
@@ -217,12 +222,19 @@ RP_EXPORT void rpage_source_close(struct rpage_source *src)
 {
 	if (!src)
 		return;
+	/* a normal end: the server need not keep the session for a resume */
+	if (src->ctl.fd >= 0) {
+		pthread_mutex_lock(&src->ctl_lock);
+		rp_conn_send_frame(&src->ctl, RP_MSG_BYE, 0, NULL, 0);
+		pthread_mutex_unlock(&src->ctl_lock);
+	}
 	rp_conn_close(&src->ctl);
 	if (src->local_fd >= 0)
 		close(src->local_fd);
 	free(src->regions);
 	rp_rdma_source_free(src->rdma);
 	pthread_mutex_destroy(&src->ctl_lock);
+	pthread_cond_destroy(&src->rcond);
 	free(src);
 }
 
@@ -241,6 +253,8 @@ int rp_source_open_chan(struct rpage_source *src, enum rp_role role,
 	}
 }
 
+#define RP_DONE_RETRY_MS 10000ull
+
 void rp_source_notify_done(struct rpage_source *src, uint32_t region)
 {
 	uint8_t b[4] = { (uint8_t)region, (uint8_t)(region >> 8),
@@ -248,9 +262,23 @@ void rp_source_notify_done(struct rpage_source *src, uint32_t region)
 
 	if (src->ctl.fd < 0)
 		return;
-	pthread_mutex_lock(&src->ctl_lock);
-	rp_conn_send_frame(&src->ctl, RP_MSG_DONE, 0, b, sizeof(b));
-	pthread_mutex_unlock(&src->ctl_lock);
+	/* the server may wait for this report (a live migration's source
+	 * whose control connection broke): a broken control connection is
+	 * reconnected once, for up to RP_DONE_RETRY_MS */
+	for (int tries = 0; tries < 2; tries++) {
+		uint64_t gen = rp_source_gen(src);
+		int ret;
+
+		pthread_mutex_lock(&src->ctl_lock);
+		ret = rp_conn_send_frame(&src->ctl, RP_MSG_DONE, 0, b, sizeof(b));
+		pthread_mutex_unlock(&src->ctl_lock);
+		if (!ret || tries)
+			return;
+		rp_warn("could not report the memory complete to the server (%s): reconnecting once",
+			strerror(-ret));
+		if (rp_source_recover(src, gen, rp_now_ns() + RP_DONE_RETRY_MS * 1000000ull, -1))
+			return;
+	}
 }
 
 RP_EXPORT int rpage_source_security(const struct rpage_source *src,
@@ -290,9 +318,10 @@ int rp_source_dial(struct rpage_source *src, enum rp_role role,
 					       RP_DIAL_MS * 1000000ull);
 	if (!ret && src->tls)
 		ret = rp_tls_client(out, src->tls, src->host);
+	/* a control connection names the session it had, if any: the
+	 * server resumes it when it still keeps it */
 	if (!ret)
-		ret = rp_tcp_hello(out, role, role == RP_ROLE_CONTROL
-					      ? 0 : src->session, ack, peer);
+		ret = rp_tcp_hello(out, role, src->session, ack, peer);
 	if (ret == -ETIMEDOUT)
 		rp_err("server %s: no answer to the hello within %d ms", peer,
 		       RP_DIAL_MS);
@@ -302,5 +331,173 @@ int rp_source_dial(struct rpage_source *src, enum rp_role role,
 		return 0;
 fail:
 	rp_conn_close(out);
+	return ret;
+}
+
+uint64_t rp_source_gen(struct rpage_source *src)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&src->ctl_lock);
+	g = src->gen;
+	pthread_mutex_unlock(&src->ctl_lock);
+	return g;
+}
+
+/* Is the region table @nr (@nn regions) the same memory as @src's? Every
+ * region known before must be there, at its index, with its name, size,
+ * page size and identity. */
+static int same_image(const struct rpage_source *src,
+		      const struct rp_region_desc *nr, unsigned nn,
+		      const char *peer)
+{
+	for (unsigned i = 0; i < src->nregions; i++) {
+		const struct rp_region_desc *o = &src->regions[i];
+
+		if (i >= nn || strcmp(o->name, nr[i].name)) {
+			rp_err("server %s no longer serves region '%s' as before: not resuming",
+			       peer, o->name);
+			return -ESTALE;
+		}
+		if (o->length != nr[i].length || o->page_size != nr[i].page_size ||
+		    o->identity != nr[i].identity) {
+			rp_err("server %s: region '%s' is not the image this memory came from any more (%s changed): not resuming, no page of it may be placed",
+			       peer, o->name,
+			       o->length != nr[i].length ? "its size"
+			       : o->page_size != nr[i].page_size ? "its page size"
+								 : "its identity: the file was replaced or written");
+			return -ESTALE;
+		}
+	}
+	return 0;
+}
+
+/* One reconnection: a control connection (resuming the session where the
+ * server keeps it), the region table checked, RDMA told where to go. */
+static int reconnect_once(struct rpage_source *src, const char *peer)
+{
+	struct rp_region_desc *nr = NULL;
+	struct rp_hello_ack ack;
+	struct rp_conn nc, old;
+	unsigned nn = 0;
+	int ret;
+
+	ret = rp_source_dial(src, RP_ROLE_CONTROL, &nc, &ack);
+	if (ret)
+		return ret;
+	ret = fetch_regions(&nc, &nr, &nn, peer);
+	if (!ret)
+		ret = same_image(src, nr, nn, peer);
+	free(nr);
+	if (ret) {
+		rp_conn_close(&nc);
+		return ret;
+	}
+	pthread_mutex_lock(&src->ctl_lock);
+	/* a TLS connection knows its own address: move, never copy */
+	rp_conn_move(&old, &src->ctl);
+	rp_conn_move(&src->ctl, &nc);
+	if (ack.session != src->session)
+		rp_info("server %s: a new session (the old one is gone: a restarted server, or the grace period passed)",
+			peer);
+	src->session = ack.session;
+	src->features = ack.features;
+	pthread_mutex_unlock(&src->ctl_lock);
+	rp_conn_close(&old);
+	return src->transport == RPAGE_TRANSPORT_RDMA
+		       ? rp_rdma_source_refresh(src, peer) : 0;
+}
+
+/* Sleeps @ms, or until @stop_efd is readable (-ECANCELED). */
+static int backoff_sleep(unsigned ms, int stop_efd)
+{
+	struct pollfd pf = { stop_efd, POLLIN, 0 };
+
+	if (stop_efd < 0) {
+		usleep(ms * 1000u);
+		return 0;
+	}
+	return poll(&pf, 1, (int)ms) > 0 ? -ECANCELED : 0;
+}
+
+int rp_source_recover(struct rpage_source *src, uint64_t seen_gen,
+		      uint64_t deadline_ns, int stop_efd)
+{
+	char peer[300];
+	unsigned delay = 100, attempt = 0;
+	uint64_t t0 = rp_now_ns(), jit;
+	int ret;
+
+	if (src->transport == RPAGE_TRANSPORT_LOCAL)
+		return 0; /* a file: nothing to reconnect */
+	snprintf(peer, sizeof(peer), "%s:%s", src->host, src->port);
+	pthread_mutex_lock(&src->ctl_lock);
+	/* another attachment reconnects already: wait for it, but not past
+	 * our deadline, and not when we are asked to stop */
+	while (src->recovering) {
+		struct pollfd pf = { stop_efd, POLLIN, 0 };
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&src->rcond, &src->ctl_lock, &ts);
+		if (!src->recovering)
+			break;
+		if ((stop_efd >= 0 && poll(&pf, 1, 0) > 0) ||
+		    (deadline_ns && rp_now_ns() >= deadline_ns)) {
+			pthread_mutex_unlock(&src->ctl_lock);
+			return stop_efd >= 0 && poll(&pf, 1, 0) > 0 ? -ECANCELED
+								     : -ETIMEDOUT;
+		}
+	}
+	if (src->dead || src->gen != seen_gen) {
+		ret = src->dead;
+		pthread_mutex_unlock(&src->ctl_lock);
+		return ret;
+	}
+	src->recovering = true;
+	pthread_mutex_unlock(&src->ctl_lock);
+	/* at once first: most breaks are one connection, the server is up */
+	for (;;) {
+		attempt++;
+		ret = reconnect_once(src, peer);
+		if (!ret || ret == -ESTALE || ret == -EACCES ||
+		    ret == -EPROTONOSUPPORT)
+			break;
+		if (deadline_ns && rp_now_ns() >= deadline_ns) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		/* exponential backoff with full jitter in its upper half, so
+		 * many clients of one restarted server do not come back in
+		 * step */
+		if (getrandom(&jit, sizeof(jit), GRND_NONBLOCK) != sizeof(jit))
+			jit = rp_now_ns();
+		rp_warn("server %s: reconnecting (attempt %u, %.1f s so far): %s",
+			peer, attempt, (double)(rp_now_ns() - t0) / 1e9,
+			strerror(-ret));
+		ret = backoff_sleep(delay / 2 + (unsigned)(jit % (delay / 2 + 1)),
+				    stop_efd);
+		if (ret)
+			break;
+		delay = RP_MIN(delay * 2, 5000u);
+	}
+	pthread_mutex_lock(&src->ctl_lock);
+	src->recovering = false;
+	if (!ret) {
+		src->gen++;
+		src->reconnects++;
+	} else if (ret == -ESTALE || ret == -EACCES || ret == -EPROTONOSUPPORT) {
+		src->dead = ret;
+	}
+	pthread_cond_broadcast(&src->rcond);
+	pthread_mutex_unlock(&src->ctl_lock);
+	if (!ret)
+		rp_info("server %s: reconnected after %.3f s (attempt %u)", peer,
+			(double)(rp_now_ns() - t0) / 1e9, attempt);
 	return ret;
 }

@@ -71,6 +71,14 @@ struct rbuf {
 	struct ibv_mr *mr;
 };
 
+/* A request of submit: its tag and how many of its READs are pending. */
+struct rreq {
+	uint64_t tag;
+	unsigned left;
+	bool used;
+};
+#define REQ_BIT (1ull << 63)
+
 struct rdma_chan {
 	struct rp_chan ch;
 	struct rpage_source *src;
@@ -97,11 +105,22 @@ struct rdma_chan {
 	unsigned nbufs;
 	char dev[64];
 	char peer[300];
-	/* work requests of the fetch in progress */
+	/* work requests of the fetch (or submit) in progress */
 	struct ibv_send_wr *wr;
 	struct ibv_sge *sge;
 	uint64_t *wr_off;
+	unsigned *wr_piece; /* which piece each READ belongs to */
 	unsigned wrcap;
+	/* submit/wait_one: requests in flight, by slot (wr_id = REQ_BIT |
+	 * slot), and the tags of those complete, to hand out in order */
+	pthread_mutex_t rlock;
+	pthread_cond_t rcond;
+	struct rreq *reqs;
+	unsigned nreqs;
+	uint64_t *ready;
+	unsigned rhead, rcount, rcap;
+	unsigned pending;    /* requests submitted, not yet complete */
+	int rerr;            /* the channel broke (-errno), 0 */
 };
 
 static uint64_t env_u64(const char *name, uint64_t def)
@@ -234,10 +253,12 @@ static int grow_wrs(struct rdma_chan *rc, unsigned need)
 	free(rc->wr);
 	free(rc->sge);
 	free(rc->wr_off);
+	free(rc->wr_piece);
 	rc->wr = calloc(need, sizeof(*rc->wr));
 	rc->sge = calloc(need, sizeof(*rc->sge));
 	rc->wr_off = calloc(need, sizeof(*rc->wr_off));
-	rc->wrcap = rc->wr && rc->sge && rc->wr_off ? need : 0;
+	rc->wr_piece = calloc(need, sizeof(*rc->wr_piece));
+	rc->wrcap = rc->wr && rc->sge && rc->wr_off && rc->wr_piece ? need : 0;
 	return rc->wrcap ? 0 : -ENOMEM;
 }
 
@@ -298,6 +319,7 @@ static int build_wrs(struct rdma_chan *rc, uint32_t region,
 				},
 			};
 			rc->wr_off[w] = off;
+			rc->wr_piece[w] = i;
 			w++;
 			off += piece;
 			dst += piece;
@@ -410,11 +432,189 @@ static int rdma_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 	return err;
 }
 
+/* A free request slot (rlock held), or -ENOMEM. */
+static int req_slot(struct rdma_chan *rc)
+{
+	struct rreq *nr;
+
+	for (unsigned i = 0; i < rc->nreqs; i++)
+		if (!rc->reqs[i].used)
+			return (int)i;
+	nr = realloc(rc->reqs, (rc->nreqs + 16) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	memset(nr + rc->nreqs, 0, 16 * sizeof(*nr));
+	rc->reqs = nr;
+	rc->nreqs += 16;
+	return (int)rc->nreqs - 16;
+}
+
+/* The channel broke: remember why and let wait_one say it (rlock held). */
+static void req_fail(struct rdma_chan *rc, int err)
+{
+	if (!rc->rerr)
+		rc->rerr = err;
+	rc->broken = true;
+	if (rc->id && rc->id->qp)
+		rp_ibv_qp_to_error(rc->id->qp);
+	pthread_cond_broadcast(&rc->rcond);
+}
+
+static int rdma_submit(struct rp_chan *ch, uint32_t region,
+		       const struct rp_fetch *f, unsigned n,
+		       const uint64_t *tags)
+{
+	struct rdma_chan *rc = (struct rdma_chan *)ch;
+	struct ibv_send_wr *bad = NULL;
+	int slot[64], w, ret;
+
+	if (n > RP_ARRAY_SIZE(slot) || region >= rc->nkeys)
+		return -EINVAL;
+	pthread_mutex_lock(&rc->rlock);
+	if (rc->rerr || rc->broken ||
+	    __atomic_load_n(&rc->aborted, __ATOMIC_ACQUIRE)) {
+		ret = rc->rerr ? rc->rerr : -ENOTCONN;
+		goto out;
+	}
+	if (rc->rcount + rc->pending + n > rc->rcap) {
+		unsigned cap = RP_MAX(rc->rcap * 2, rc->rcount + rc->pending + n);
+		uint64_t *nr = malloc(cap * sizeof(*nr));
+
+		if (!nr) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (unsigned i = 0; i < rc->rcount; i++)
+			nr[i] = rc->ready[(rc->rhead + i) % rc->rcap];
+		free(rc->ready);
+		rc->ready = nr;
+		rc->rcap = cap;
+		rc->rhead = 0;
+	}
+	w = build_wrs(rc, region, f, n);
+	if (w < 0) {
+		ret = w;
+		goto out;
+	}
+	if (rc->outstanding + (unsigned)w > rc->sq_depth) {
+		ret = -EAGAIN; /* more in flight than the queue holds */
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		slot[i] = req_slot(rc);
+		if (slot[i] < 0) {
+			for (unsigned k = 0; k < i; k++)
+				rc->reqs[slot[k]].used = false;
+			ret = slot[i];
+			goto out;
+		}
+		rc->reqs[slot[i]] = (struct rreq){ tags[i], 0, true };
+	}
+	for (int k = 0; k < w; k++) {
+		unsigned p = rc->wr_piece[k];
+
+		rc->wr[k].wr_id = REQ_BIT | (uint64_t)slot[p];
+		rc->wr[k].next = k + 1 < w ? &rc->wr[k + 1] : NULL;
+		rc->reqs[slot[p]].left++;
+	}
+	/* one doorbell for every READ of every request */
+	ret = rp_ibv_post_send(rc->id->qp, &rc->wr[0], &bad);
+	if (ret) {
+		rp_err("RDMA: posting READs on %s failed: %s", rc->dev,
+		       strerror(-ret));
+		rc->outstanding += bad ? (unsigned)(bad - &rc->wr[0]) : 0;
+		req_fail(rc, ret);
+		goto out;
+	}
+	rc->outstanding += (unsigned)w;
+	rc->pending += n;
+	pthread_cond_signal(&rc->rcond);
+out:
+	pthread_mutex_unlock(&rc->rlock);
+	return ret;
+}
+
+static int rdma_wait_one(struct rp_chan *ch, uint64_t *tag)
+{
+	struct rdma_chan *rc = (struct rdma_chan *)ch;
+	struct ibv_wc wc[WC_BATCH];
+	int n;
+
+	pthread_mutex_lock(&rc->rlock);
+	for (;;) {
+		if (rc->rcount) {
+			*tag = rc->ready[rc->rhead];
+			rc->rhead = (rc->rhead + 1) % rc->rcap;
+			rc->rcount--;
+			pthread_mutex_unlock(&rc->rlock);
+			return 0;
+		}
+		if (__atomic_load_n(&rc->aborted, __ATOMIC_ACQUIRE)) {
+			req_fail(rc, -ECANCELED);
+			break;
+		}
+		if (rc->rerr)
+			break;
+		if (!rc->pending) {
+			/* nothing in flight: wait for submit (or abort) */
+			pthread_cond_wait(&rc->rcond, &rc->rlock);
+			continue;
+		}
+		pthread_mutex_unlock(&rc->rlock);
+		n = wait_cq(rc, wc, false);
+		pthread_mutex_lock(&rc->rlock);
+		if (n < 0) {
+			if (n != -ECANCELED)
+				rp_err("RDMA on %s: waiting for READs failed: %s",
+				       rc->dev, n == -ECONNRESET ? "the server disconnected"
+					       : n == -ETIMEDOUT ? "no completion in time"
+								 : strerror(-n));
+			req_fail(rc, n);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			enum ibv_wc_status st = wc[i].status;
+			struct rreq *r;
+
+			rc->outstanding--;
+			if (!(wc[i].wr_id & REQ_BIT) ||
+			    (wc[i].wr_id & ~REQ_BIT) >= rc->nreqs)
+				continue;
+			r = &rc->reqs[wc[i].wr_id & ~REQ_BIT];
+			if (st == IBV_WC_SUCCESS &&
+			    rp_inject_fail(RP_INJECT_RDMA_READ_ERROR))
+				st = IBV_WC_REM_ACCESS_ERR;
+			if (st != IBV_WC_SUCCESS && !rc->rerr) {
+				rp_err("RDMA READ on %s from %s failed: %s (status %d): ending this connection",
+				       rc->dev, rc->peer, ibv_wc_status_str(st),
+				       (int)st);
+				req_fail(rc, rp_wc_errno(st));
+			}
+			if (r->used && --r->left == 0) {
+				r->used = false;
+				rc->pending--;
+				if (!rc->rerr)
+					rc->ready[(rc->rhead + rc->rcount++) % rc->rcap] =
+						r->tag;
+			}
+		}
+	}
+	n = rc->rerr;
+	pthread_mutex_unlock(&rc->rlock);
+	/* nothing may land in a buffer after the caller hears of the failure */
+	if (rc->outstanding)
+		drain(rc);
+	return n;
+}
+
 static void rdma_abort(struct rp_chan *ch)
 {
 	struct rdma_chan *rc = (struct rdma_chan *)ch;
 	__atomic_store_n(&rc->aborted, 1, __ATOMIC_RELEASE);
 	rp_efd_signal(rc->abort_efd);
+	pthread_mutex_lock(&rc->rlock);
+	pthread_cond_broadcast(&rc->rcond);
+	pthread_mutex_unlock(&rc->rlock);
 }
 
 static int rdma_reg_buf(struct rp_chan *ch, void *ptr, size_t len)
@@ -472,6 +672,11 @@ static void rdma_close(struct rp_chan *ch)
 	free(rc->wr);
 	free(rc->sge);
 	free(rc->wr_off);
+	free(rc->wr_piece);
+	free(rc->reqs);
+	free(rc->ready);
+	pthread_mutex_destroy(&rc->rlock);
+	pthread_cond_destroy(&rc->rcond);
 	rp_rdma_keys_free(rc->keys, rc->nkeys);
 	memset(rc->ticket, 0, sizeof(rc->ticket));
 	free(rc);
@@ -479,6 +684,8 @@ static void rdma_close(struct rp_chan *ch)
 
 static const struct rp_chan_ops rdma_ops = {
 	.fetch = rdma_fetch,
+	.submit = rdma_submit,
+	.wait_one = rdma_wait_one,
 	.abort = rdma_abort,
 	.close = rdma_close,
 	.reg_buf = rdma_reg_buf,
@@ -579,6 +786,8 @@ static int chan_create_id(struct rdma_chan *rc, struct rpage_source *src,
 	rc->ch.ops = &rdma_ops;
 	rc->src = src;
 	rc->rs = rs;
+	pthread_mutex_init(&rc->rlock, NULL);
+	pthread_cond_init(&rc->rcond, NULL);
 	rc->abort_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	snprintf(rc->peer, sizeof(rc->peer), "%s:%u", src->host, rs->port);
 	snprintf(rc->dev, sizeof(rc->dev), "%s", rs->dev[0] ? rs->dev : "?");
@@ -921,6 +1130,43 @@ void rp_rdma_source_free(struct rp_rdma_source *rs)
 	free(rs);
 }
 
+int rp_rdma_source_refresh(struct rpage_source *s, const char *peer)
+{
+	struct rp_rdma_source *rs = s->rdma;
+	struct rp_rdma_info info;
+	struct rp_chan *spare;
+	struct rp_hdr h;
+	const char *why = NULL;
+	uint8_t buf[64];
+	int ret;
+
+	if (!rs)
+		return 0;
+	/* a restarted server listens for RDMA where it listens now */
+	ret = rp_rdma_ctl_call(s, RP_MSG_RDMA_INFO_REQ, NULL, 0,
+			       RP_MSG_RDMA_INFO, buf, sizeof(buf), &h, peer);
+	if (!ret && rp_rdma_info_decode(buf, h.len, &info, &why)) {
+		rp_err("server %s: %s", peer, why);
+		return -EPROTO;
+	}
+	if (ret)
+		return ret;
+	if (!info.port) {
+		rp_err("server %s serves RDMA no longer (no listener): this process's memory cannot be fetched as before",
+		       peer);
+		return -EPROTONOSUPPORT;
+	}
+	pthread_mutex_lock(&s->ctl_lock);
+	spare = rs->spare;
+	rs->spare = NULL;
+	rs->port = info.port;
+	ret = resolve_dst(rs, s->host);
+	pthread_mutex_unlock(&s->ctl_lock);
+	if (spare)
+		spare->ops->close(spare);
+	return ret;
+}
+
 #else /* !RPAGE_HAVE_RDMA */
 
 int rp_rdma_source_setup(struct rpage_source *s,
@@ -944,5 +1190,11 @@ int rp_rdma_chan_open(struct rpage_source *src, enum rp_role role,
 {
 	(void)src, (void)role, (void)out;
 	return -EPROTONOSUPPORT;
+}
+
+int rp_rdma_source_refresh(struct rpage_source *s, const char *peer)
+{
+	(void)s, (void)peer;
+	return 0;
 }
 #endif

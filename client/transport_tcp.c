@@ -3,8 +3,12 @@
  * The TCP transport: one connection per role, so an urgent fault never
  * queues behind bulk data anywhere (client socket buffer, server thread,
  * server socket buffer). A fetch of n pieces sends n requests in one write
- * and then reads the n replies, so bulk keeps n requests in flight.
+ * and then reads the n replies, so bulk keeps n requests in flight. The
+ * urgent channel keeps requests in flight too: the fault thread submits
+ * (one write for all it has), another thread reads the answers, which
+ * come in order; `qlock` guards the queue of requests between them.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,6 +18,13 @@
 #include "../common/net.h"
 #include "client_int.h"
 
+/* A request sent and not yet answered (answers come in order). */
+struct tcp_req {
+	uint64_t tag;
+	uint32_t region;
+	struct rp_fetch f;
+};
+
 struct tcp_chan {
 	struct rp_chan ch;
 	struct rp_conn conn;
@@ -21,6 +32,12 @@ struct tcp_chan {
 	uint64_t tag;
 	uint8_t *reqbuf;
 	unsigned reqcap;
+	/* submit/wait_one: the requests in flight, oldest first */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct tcp_req *q;
+	unsigned qhead, qcount, qcap;
+	bool aborted, broken;
 };
 
 static int proto_fail(const char *peer, const char *why)
@@ -95,19 +112,18 @@ int rp_tcp_hello(struct rp_conn *c, enum rp_role role, uint64_t session,
 	return 0;
 }
 
-static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
-		     unsigned n)
+/* Encodes @n PAGE_REQ frames (tags @tags, or tag0 + i when NULL) into the
+ * channel's request buffer; returns their length, or 0 out of memory. */
+static size_t encode_reqs(struct tcp_chan *tc, uint32_t region,
+			  const struct rp_fetch *f, unsigned n, uint64_t tag0,
+			  const uint64_t *tags)
 {
-	struct tcp_chan *tc = (struct tcp_chan *)ch;
-	uint64_t tag0 = tc->tag;
-	int ret;
-
 	if (n > tc->reqcap) {
 		uint8_t *nb = realloc(tc->reqbuf,
 				      (size_t)n * (RP_HDR_LEN + RP_PAGE_REQ_LEN));
 
 		if (!nb)
-			return -ENOMEM;
+			return 0;
 		tc->reqbuf = nb;
 		tc->reqcap = n;
 	}
@@ -115,7 +131,7 @@ static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		uint8_t *p = tc->reqbuf + (size_t)i * (RP_HDR_LEN + RP_PAGE_REQ_LEN);
 		struct rp_hdr h = { .type = RP_MSG_PAGE_REQ,
 				    .len = RP_PAGE_REQ_LEN,
-				    .tag = tag0 + i };
+				    .tag = tags ? tags[i] : tag0 + i };
 		struct rp_page_req rq = { .region = region,
 					  .len = f[i].len,
 					  .offset = f[i].off };
@@ -123,80 +139,173 @@ static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
 		rp_hdr_encode(p, &h);
 		rp_page_req_encode(p + RP_HDR_LEN, &rq);
 	}
-	tc->tag += n;
-	ret = rp_conn_write_full(&tc->conn, tc->reqbuf,
-				 (size_t)n * (RP_HDR_LEN + RP_PAGE_REQ_LEN));
-	if (ret)
-		return ret;
-	for (unsigned i = 0; i < n; i++) {
-		uint8_t hb[RP_HDR_LEN + RP_PAGE_DATA_HDR];
-		struct rp_page_req got;
-		struct rp_hdr h;
-		const char *why = NULL;
+	return (size_t)n * (RP_HDR_LEN + RP_PAGE_REQ_LEN);
+}
 
-		struct iovec iov[2] = { { hb, sizeof(hb) },
-					{ f[i].dst, f[i].len } };
-		size_t have;
-		ssize_t r;
+/* Reads the answer to the request tagged @tag for @f: every byte into
+ * f->dst, or -errno (a bad answer is -EPROTO, logged). */
+static int read_reply(struct tcp_chan *tc, uint32_t region,
+		      const struct rp_fetch *f, uint64_t tag)
+{
+	uint8_t hb[RP_HDR_LEN + RP_PAGE_DATA_HDR];
+	struct rp_page_req got;
+	struct rp_hdr h;
+	const char *why = NULL;
+	struct iovec iov[2] = { { hb, sizeof(hb) }, { f->dst, f->len } };
+	size_t have;
+	ssize_t r;
+	int ret;
 
-		/* One readv for the whole expected reply: header and data
-		 * usually arrive together, so a page costs one system call
-		 * instead of three (measured: -0.6 us per fault on loopback,
-		 * docs/PERFORMANCE.md). Bytes land in dst before they are
-		 * checked; a bad reply fails the fetch and nothing is placed. */
-		r = rp_conn_readv(&tc->conn, iov, 2);
-		if (r < 0)
-			return (int)r;
-		have = (size_t)r;
-		if (have < RP_HDR_LEN) {
-			ret = rp_conn_read_full(&tc->conn, hb + have,
-						RP_HDR_LEN - have);
-			if (ret)
-				return ret;
-			have = RP_HDR_LEN;
-		}
-		if (rp_hdr_decode(hb, &h, &why))
-			return proto_fail(tc->peer, why);
-		if (h.type == RP_MSG_ERROR) {
-			uint8_t pre[8 + RP_MAX_ERRMSG];
-			size_t npre = RP_MIN(have, sizeof(hb)) - RP_HDR_LEN;
-
-			if (have - RP_HDR_LEN > sizeof(pre))
-				return proto_fail(tc->peer, "malformed ERROR frame");
-			memcpy(pre, hb + RP_HDR_LEN, npre);
-			if (have > sizeof(hb))
-				memcpy(pre + npre, f[i].dst, have - sizeof(hb));
-			return server_error_pre(&tc->conn, &h, tc->peer, pre,
-						have - RP_HDR_LEN);
-		}
-		if (h.type != RP_MSG_PAGE_DATA)
-			return proto_fail(tc->peer, "sent an unexpected message instead of page data");
-		if (h.tag != tag0 + i)
-			return proto_fail(tc->peer, "answered out of order (tag mismatch)");
-		if (have < sizeof(hb)) {
-			ret = rp_conn_read_full(&tc->conn, hb + have,
-						sizeof(hb) - have);
-			if (ret)
-				return ret;
-			have = sizeof(hb);
-		}
-		if (rp_page_data_hdr_decode(hb + RP_HDR_LEN, h.len, &got, &why))
-			return proto_fail(tc->peer, why);
-		if (got.region != region || got.offset != f[i].off ||
-		    got.len != f[i].len)
-			return proto_fail(tc->peer, "sent page data for a range that was not asked for");
-		ret = rp_conn_read_full(&tc->conn,
-					(uint8_t *)f[i].dst + (have - sizeof(hb)),
-					f[i].len - (have - sizeof(hb)));
+	/* One readv for the whole expected reply: header and data usually
+	 * arrive together, so a page costs one system call instead of three
+	 * (measured: -0.6 us per fault on loopback, docs/PERFORMANCE.md).
+	 * Bytes land in dst before they are checked; a bad reply fails the
+	 * fetch and nothing is placed. */
+	r = rp_conn_readv(&tc->conn, iov, 2);
+	if (r < 0)
+		return (int)r;
+	have = (size_t)r;
+	if (have < RP_HDR_LEN) {
+		ret = rp_conn_read_full(&tc->conn, hb + have, RP_HDR_LEN - have);
 		if (ret)
 			return ret;
+		have = RP_HDR_LEN;
 	}
-	return 0;
+	if (rp_hdr_decode(hb, &h, &why))
+		return proto_fail(tc->peer, why);
+	if (h.type == RP_MSG_ERROR) {
+		uint8_t pre[8 + RP_MAX_ERRMSG];
+		size_t npre = RP_MIN(have, sizeof(hb)) - RP_HDR_LEN;
+
+		if (have - RP_HDR_LEN > sizeof(pre))
+			return proto_fail(tc->peer, "malformed ERROR frame");
+		memcpy(pre, hb + RP_HDR_LEN, npre);
+		if (have > sizeof(hb))
+			memcpy(pre + npre, f->dst, have - sizeof(hb));
+		return server_error_pre(&tc->conn, &h, tc->peer, pre,
+					have - RP_HDR_LEN);
+	}
+	if (h.type != RP_MSG_PAGE_DATA)
+		return proto_fail(tc->peer, "sent an unexpected message instead of page data");
+	if (h.tag != tag)
+		return proto_fail(tc->peer, "answered out of order (tag mismatch)");
+	if (have < sizeof(hb)) {
+		ret = rp_conn_read_full(&tc->conn, hb + have, sizeof(hb) - have);
+		if (ret)
+			return ret;
+		have = sizeof(hb);
+	}
+	if (rp_page_data_hdr_decode(hb + RP_HDR_LEN, h.len, &got, &why))
+		return proto_fail(tc->peer, why);
+	if (got.region != region || got.offset != f->off || got.len != f->len)
+		return proto_fail(tc->peer, "sent page data for a range that was not asked for");
+	return rp_conn_read_full(&tc->conn, (uint8_t *)f->dst + (have - sizeof(hb)),
+				 f->len - (have - sizeof(hb)));
+}
+
+static int tcp_fetch(struct rp_chan *ch, uint32_t region, struct rp_fetch *f,
+		     unsigned n)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+	uint64_t tag0 = tc->tag;
+	size_t len = encode_reqs(tc, region, f, n, tag0, NULL);
+	int ret;
+
+	if (!len)
+		return -ENOMEM;
+	tc->tag += n;
+	ret = rp_conn_write_full(&tc->conn, tc->reqbuf, len);
+	for (unsigned i = 0; !ret && i < n; i++)
+		ret = read_reply(tc, region, &f[i], tag0 + i);
+	return ret;
+}
+
+static int tcp_submit(struct rp_chan *ch, uint32_t region,
+		      const struct rp_fetch *f, unsigned n,
+		      const uint64_t *tags)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+	size_t len;
+	int ret = 0;
+
+	pthread_mutex_lock(&tc->qlock);
+	if (tc->aborted || tc->broken) {
+		ret = tc->aborted ? -ECANCELED : -ENOTCONN;
+	} else if (tc->qcount + n > tc->qcap) {
+		unsigned cap = RP_MAX(tc->qcap * 2, tc->qcount + n);
+		struct tcp_req *nq = malloc(cap * sizeof(*nq));
+
+		if (!nq) {
+			ret = -ENOMEM;
+		} else {
+			for (unsigned i = 0; i < tc->qcount; i++)
+				nq[i] = tc->q[(tc->qhead + i) % tc->qcap];
+			free(tc->q);
+			tc->q = nq;
+			tc->qcap = cap;
+			tc->qhead = 0;
+		}
+	}
+	/* queued before the bytes leave: the answer may come at once */
+	for (unsigned i = 0; !ret && i < n; i++)
+		tc->q[(tc->qhead + tc->qcount++) % tc->qcap] =
+			(struct tcp_req){ tags[i], region, f[i] };
+	if (!ret)
+		pthread_cond_signal(&tc->qcond);
+	pthread_mutex_unlock(&tc->qlock);
+	if (ret)
+		return ret;
+	len = encode_reqs(tc, region, f, n, 0, tags);
+	ret = len ? rp_conn_write_full(&tc->conn, tc->reqbuf, len) : -ENOMEM;
+	if (ret) {
+		pthread_mutex_lock(&tc->qlock);
+		tc->broken = true;
+		pthread_mutex_unlock(&tc->qlock);
+		rp_conn_shutdown(&tc->conn); /* wait_one sees it too */
+	}
+	return ret;
+}
+
+static int tcp_wait_one(struct rp_chan *ch, uint64_t *tag)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+	struct tcp_req rq;
+	int ret;
+
+	pthread_mutex_lock(&tc->qlock);
+	while (!tc->qcount && !tc->aborted && !tc->broken)
+		pthread_cond_wait(&tc->qcond, &tc->qlock);
+	if (tc->aborted || tc->broken) {
+		ret = tc->aborted ? -ECANCELED : -ENOTCONN;
+		pthread_mutex_unlock(&tc->qlock);
+		return ret;
+	}
+	rq = tc->q[tc->qhead];
+	pthread_mutex_unlock(&tc->qlock);
+	ret = read_reply(tc, rq.region, &rq.f, rq.tag);
+	pthread_mutex_lock(&tc->qlock);
+	if (ret) {
+		if (tc->aborted)
+			ret = -ECANCELED;
+		tc->broken = true;
+	} else {
+		tc->qhead = (tc->qhead + 1) % tc->qcap;
+		tc->qcount--;
+		*tag = rq.tag;
+	}
+	pthread_mutex_unlock(&tc->qlock);
+	return ret;
 }
 
 static void tcp_abort(struct rp_chan *ch)
 {
-	rp_conn_shutdown(&((struct tcp_chan *)ch)->conn);
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+
+	pthread_mutex_lock(&tc->qlock);
+	tc->aborted = true;
+	pthread_cond_broadcast(&tc->qcond);
+	pthread_mutex_unlock(&tc->qlock);
+	rp_conn_shutdown(&tc->conn);
 }
 
 static void tcp_close(struct rp_chan *ch)
@@ -204,12 +313,17 @@ static void tcp_close(struct rp_chan *ch)
 	struct tcp_chan *tc = (struct tcp_chan *)ch;
 
 	rp_conn_close(&tc->conn);
+	pthread_mutex_destroy(&tc->qlock);
+	pthread_cond_destroy(&tc->qcond);
+	free(tc->q);
 	free(tc->reqbuf);
 	free(tc);
 }
 
 static const struct rp_chan_ops tcp_ops = {
 	.fetch = tcp_fetch,
+	.submit = tcp_submit,
+	.wait_one = tcp_wait_one,
 	.abort = tcp_abort,
 	.close = tcp_close,
 };
@@ -225,9 +339,13 @@ int rp_tcp_chan_open(struct rpage_source *src, enum rp_role role,
 		return -ENOMEM;
 	tc->ch.ops = &tcp_ops;
 	tc->tag = 1;
+	pthread_mutex_init(&tc->qlock, NULL);
+	pthread_cond_init(&tc->qcond, NULL);
 	snprintf(tc->peer, sizeof(tc->peer), "%s:%s", src->host, src->port);
 	ret = rp_source_dial(src, role, &tc->conn, &ack);
 	if (ret) {
+		pthread_mutex_destroy(&tc->qlock);
+		pthread_cond_destroy(&tc->qcond);
 		free(tc);
 		return ret;
 	}

@@ -3,8 +3,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -49,6 +52,35 @@ int rp_tcp_listen(const char *host, const char *port, int backlog)
 	return fd;
 }
 
+/* connect(2) bounded by RP_CONNECT_MS: a lost SYN (a link that is down)
+ * would otherwise hold a blocking connect for minutes. 0 or -errno. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int fl = fcntl(fd, F_GETFL), err = 0;
+	socklen_t el = sizeof(err);
+	struct pollfd pf = { fd, POLLOUT, 0 };
+	int r;
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if (connect(fd, sa, len) < 0) {
+		if (errno != EINPROGRESS)
+			return -errno;
+		do
+			r = poll(&pf, 1, RP_CONNECT_MS);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			return -errno;
+		if (err)
+			return -err;
+	}
+	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
 int rp_tcp_connect(const char *host, const char *port)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
@@ -66,13 +98,13 @@ int rp_tcp_connect(const char *host, const char *port)
 			fd = -errno;
 			continue;
 		}
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+		e = connect_within(fd, a->ai_addr, a->ai_addrlen);
+		if (!e) {
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
 			rp_tcp_liveness(fd);
 			break;
 		}
-		e = -errno;
 		close(fd);
 		fd = e;
 	}
@@ -204,4 +236,29 @@ int rp_split_hostport(const char *s, char *host, size_t hl, char *port,
 	host[he - hs] = 0;
 	strcpy(port, colon + 1);
 	return 0;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+int rp_peer_pidfd(int fd, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	int pfd = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &len) == 0 &&
+	    pfd >= 0)
+		return pfd;
+	if (pid <= 0)
+		return -1;
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0)
+		fcntl(pfd, F_SETFD, FD_CLOEXEC);
+	return pfd;
+}
+
+int rp_pidfd_kill(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }

@@ -18,7 +18,11 @@ static const char *const msg_names[] = {
 	[RP_MSG_PAGE_DATA] = "PAGE_DATA",
 	[RP_MSG_ERROR] = "ERROR",
 	[RP_MSG_DONE] = "DONE",
+	[RP_MSG_BYE] = "BYE",
 };
+
+/* A REGIONS entry before its name. */
+#define REGION_ENTRY_FIXED 32
 
 const char *rp_msg_name(unsigned type)
 {
@@ -54,7 +58,7 @@ int rp_hdr_decode(const uint8_t in[RP_HDR_LEN], struct rp_hdr *h,
 		max = RP_PAGE_DATA_HDR + RP_MAX_DATA;
 		break;
 	case RP_MSG_REGIONS:
-		max = 4 + RP_MAX_REGIONS * (24 + 256);
+		max = 4 + RP_MAX_REGIONS * (REGION_ENTRY_FIXED + 256);
 		break;
 	default:
 		max = h->type > RP_MSG_TYPE_MAX ? RP_MAX_FRAME : RP_MAX_CTRL;
@@ -148,7 +152,7 @@ int rp_hello_ack_decode(const uint8_t *p, size_t len, struct rp_hello_ack *m,
 
 static size_t region_entry_size(uint16_t name_len)
 {
-	return 24 + (((size_t)name_len + 7) & ~(size_t)7);
+	return REGION_ENTRY_FIXED + (((size_t)name_len + 7) & ~(size_t)7);
 }
 
 size_t rp_regions_size(const struct rp_region_desc *r, unsigned n)
@@ -174,7 +178,8 @@ size_t rp_regions_encode(uint8_t *out, const struct rp_region_desc *r,
 		put32(p + 4, r[i].page_size);
 		put64(p + 8, r[i].length);
 		put16(p + 16, r[i].name_len);
-		memcpy(p + 24, r[i].name, r[i].name_len);
+		put64(p + 24, r[i].identity);
+		memcpy(p + REGION_ENTRY_FIXED, r[i].name, r[i].name_len);
 		p += es;
 	}
 	return (size_t)(p - out);
@@ -200,12 +205,13 @@ int rp_regions_decode(const uint8_t *p, size_t len,
 		const uint8_t *e = p + pos;
 		size_t es;
 
-		if (len - pos < 24)
+		if (len - pos < REGION_ENTRY_FIXED)
 			goto trunc;
 		r[i].id = get32(e);
 		r[i].page_size = get32(e + 4);
 		r[i].length = get64(e + 8);
 		r[i].name_len = get16(e + 16);
+		r[i].identity = get64(e + 24);
 		es = region_entry_size(r[i].name_len);
 		if (len - pos < es)
 			goto trunc;
@@ -216,16 +222,16 @@ int rp_regions_decode(const uint8_t *p, size_t len,
 		if (r[i].id != i || !rp_is_pow2(r[i].page_size) ||
 		    r[i].page_size < RP_PAGE_4K || r[i].length == 0 ||
 		    r[i].length % r[i].page_size ||
-		    !rp_valid_name((const char *)e + 24, r[i].name_len)) {
+		    !rp_valid_name((const char *)e + REGION_ENTRY_FIXED, r[i].name_len)) {
 			free(r);
 			FAIL("REGIONS entry invalid (id, page size, length or name)");
 		}
-		for (size_t k = 24 + r[i].name_len; k < es; k++)
+		for (size_t k = REGION_ENTRY_FIXED + r[i].name_len; k < es; k++)
 			if (e[k]) {
 				free(r);
 				FAIL("REGIONS entry name padding is not zero");
 			}
-		memcpy(r[i].name, e + 24, r[i].name_len);
+		memcpy(r[i].name, e + REGION_ENTRY_FIXED, r[i].name_len);
 		r[i].name[r[i].name_len] = 0;
 		pos += es;
 	}

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define RP_MAGIC 0x31475052u /* "RPG1" */
-#define RP_VERSION 1
+#define RP_VERSION 2
 #define RP_HDR_LEN 16
 
 /* Largest page-data payload in one frame, and largest frame. */
@@ -36,7 +36,9 @@ enum rp_msg_type {
 	RP_MSG_PAGE_DATA = 6,  /* S->C */
 	RP_MSG_ERROR = 7,      /* both */
 	RP_MSG_DONE = 8,       /* C->S: u32 region: fully resident here */
-	RP_MSG_TYPE_MAX = 8,
+	RP_MSG_BYE = 9,        /* C->S, control, empty: the session ends
+				* normally (not kept for a resume) */
+	RP_MSG_TYPE_MAX = 9,
 };
 
 /*
@@ -82,7 +84,9 @@ struct rp_hello {
 	uint8_t auth_type; /* RP_AUTH_NONE */
 	uint16_t auth_len;
 	uint64_t features;
-	uint64_t session; /* 0: new session; else join an existing one */
+	/* 0: new session; else join an existing one (data connections) or,
+	 * on a control connection, resume it if the server still keeps it */
+	uint64_t session;
 	const uint8_t *auth; /* points into the decoded buffer */
 };
 #define RP_HELLO_LEN 32
@@ -100,6 +104,10 @@ struct rp_region_desc {
 	uint32_t id;
 	uint32_t page_size;
 	uint64_t length;
+	/* what the region holds: changes when its file is replaced or written
+	 * (or, for memory, each time it is exported); a client never resumes
+	 * against a region whose identity changed */
+	uint64_t identity;
 	uint16_t name_len;
 	char name[256];
 };
@@ -134,7 +142,8 @@ int rp_hello_ack_decode(const uint8_t *p, size_t len, struct rp_hello_ack *m,
 			const char **why);
 
 /* REGIONS: u32 count, then per region: u32 id, u32 page_size, u64 length,
- * u16 name_len, u16 0, u32 0, name bytes padded with zeros to 8. */
+ * u16 name_len, u16 0, u32 0, u64 identity, name bytes padded with zeros
+ * to 8. */
 size_t rp_regions_size(const struct rp_region_desc *r, unsigned n);
 size_t rp_regions_encode(uint8_t *out, const struct rp_region_desc *r,
 			 unsigned n);

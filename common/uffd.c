@@ -190,25 +190,33 @@ bool rp_uffd_mm_alive(int fd, uint64_t addr, uint64_t psize)
 /* One line of /proc/PID/maps: "start-end perms offset dev inode path". A
  * private anonymous mapping has perms "..p" and inode 0, or is hugetlb
  * memory mapped MAP_ANONYMOUS ("/anon_hugepage"). */
-static bool maps_line_anon(const char *l, uint64_t *start, uint64_t *end)
+/* One line of /proc/PID/maps: its range, and whether it is private
+ * anonymous memory. False when the line does not parse. */
+static bool maps_line(const char *l, uint64_t *start, uint64_t *end,
+		      bool *anon)
 {
 	unsigned long long s, e, off, ino;
 	char perms[8], dev[16];
 	int n = 0;
 
 	if (sscanf(l, "%llx-%llx %7s %llx %15s %llu %n", &s, &e, perms, &off,
-		   dev, &ino, &n) < 6 || strlen(perms) < 4 || perms[3] != 'p')
+		   dev, &ino, &n) < 6 || strlen(perms) < 4)
 		return false;
 	*start = s;
 	*end = e;
-	return ino == 0 || !strncmp(l + n, "/anon_hugepage", 14);
+	*anon = perms[3] == 'p' &&
+		(ino == 0 || !strncmp(l + n, "/anon_hugepage", 14));
+	return true;
 }
 
-int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap)
+/* Calls @fn for every mapping of process @pid (0: this one), in address
+ * order, without allocating (the fault path calls it). @fn returns 0 to
+ * go on, anything else to stop with that value. 0 or -errno. */
+static int maps_scan(int pid, int (*fn)(void *ctx, uint64_t s, uint64_t e, bool anon),
+		     void *ctx)
 {
 	char path[64], buf[8192];
 	size_t have = 0;
-	unsigned n = 0;
 	int fd, ret = 0;
 
 	if (pid)
@@ -228,20 +236,13 @@ int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap)
 		}
 		have += (size_t)r;
 		buf[have] = 0;
-		while ((nl = strchr(line, '\n'))) {
+		while (!ret && (nl = strchr(line, '\n'))) {
 			uint64_t s, e;
+			bool anon;
 
 			*nl = 0;
-			if (maps_line_anon(line, &s, &e)) {
-				if (n && out[n - 1].end == s) {
-					out[n - 1].end = e;
-				} else if (n == cap) {
-					ret = -ENOSPC;
-					break;
-				} else {
-					out[n++] = (struct rp_area){ s, e };
-				}
-			}
+			if (maps_line(line, &s, &e, &anon))
+				ret = fn(ctx, s, e, anon);
 			line = nl + 1;
 		}
 		if (ret || r == 0)
@@ -254,7 +255,57 @@ int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap)
 		}
 	}
 	close(fd);
-	return ret ? ret : (int)n;
+	return ret;
+}
+
+struct anon_ctx {
+	struct rp_area *out;
+	unsigned n, cap;
+};
+
+static int add_anon(void *ctx, uint64_t s, uint64_t e, bool anon)
+{
+	struct anon_ctx *c = ctx;
+
+	if (!anon)
+		return 0;
+	if (c->n && c->out[c->n - 1].end == s) {
+		c->out[c->n - 1].end = e;
+		return 0;
+	}
+	if (c->n == c->cap)
+		return -ENOSPC;
+	c->out[c->n++] = (struct rp_area){ s, e };
+	return 0;
+}
+
+int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap)
+{
+	struct anon_ctx c = { out, 0, cap };
+	int ret = maps_scan(pid, add_anon, &c);
+
+	return ret ? ret : (int)c.n;
+}
+
+struct kind_ctx {
+	uint64_t addr;
+};
+
+static int kind_of(void *ctx, uint64_t s, uint64_t e, bool anon)
+{
+	const struct kind_ctx *c = ctx;
+
+	if (c->addr < s || c->addr >= e)
+		return 0;
+	return anon ? 1 : 2;
+}
+
+int rp_proc_addr_kind(int pid, uint64_t addr)
+{
+	struct kind_ctx c = { addr };
+	int ret = maps_scan(pid, kind_of, &c);
+
+	return ret == 1 ? 1 : ret == 2 ? 0 : ret ? ret : -ENOENT;
 }
 
 bool rp_area_covers(const struct rp_area *a, unsigned n, uint64_t addr,

@@ -70,6 +70,9 @@ struct rp_area {
  * called from the fault thread while another thread of this process forks.
  */
 int rp_proc_anon_areas(int pid, struct rp_area *out, unsigned cap);
+/* What process @pid (0: this one) has mapped at @addr: 1 private anonymous
+ * memory, 0 another mapping, -ENOENT nothing, or -errno. No allocation. */
+int rp_proc_addr_kind(int pid, uint64_t addr);
 /* Whether [addr, addr + len) lies in one of @n sorted areas. */
 bool rp_area_covers(const struct rp_area *a, unsigned n, uint64_t addr,
 		    uint64_t len);

@@ -163,7 +163,8 @@ static int uffd_batch(struct fault_bench *b, struct line *ln, uint64_t count,
 		ln->svc_ns += st.blocked_ns;
 		ln->svc_n += st.faults;
 		if (st.state != RPAGE_ATTACH_RUNNING &&
-		    st.state != RPAGE_ATTACH_COMPLETE)
+		    st.state != RPAGE_ATTACH_COMPLETE &&
+		    st.state != RPAGE_ATTACH_RECOVERING)
 			ret = st.error ? st.error : -EIO;
 	}
 out:

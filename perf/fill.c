@@ -141,7 +141,8 @@ static int fill_once(const char *name, struct rpage_source *src,
 				n = -1, errno = EINTR;
 		}
 		rpage_attach_get_stats(att, &st);
-		if (st.state != RPAGE_ATTACH_RUNNING)
+		if (st.state != RPAGE_ATTACH_RUNNING &&
+		    st.state != RPAGE_ATTACH_RECOVERING)
 			break;
 		if (n == 0) {
 			ret = -ETIMEDOUT;

@@ -720,6 +720,49 @@ static int live_switchover(struct rpage_live_source *s,
 	return 0;
 }
 
+/* How long the page server waits for a destination whose control
+ * connection broke in post-copy: as long as it keeps the session */
+#define LIVE_POSTCOPY_GRACE_MS 60000ull
+
+/*
+ * The control connection broke during post-copy. The workload runs on the
+ * destination now, with pages only this page server has: it keeps serving
+ * (the destination's fault handler reconnects and resumes its session) until
+ * the destination reports over it that every page has arrived, or until
+ * the page server's grace period passes without it. 1 when complete.
+ */
+static int await_postcopy_without_ctl(struct rpage_live_source *s, int err)
+{
+	struct rpage_server_stats st = { 0 };
+	uint64_t t0 = rp_now_ns(), grace = LIVE_POSTCOPY_GRACE_MS * 1000000ull;
+
+	if (!s->srv)
+		return err;
+	rp_warn("destination %s: the control connection broke in post-copy (%s): the page server keeps serving the destination until it reports every page arrived (or sends no request for %.0f s)",
+		s->peer, strerror(-err), (double)LIVE_POSTCOPY_GRACE_MS / 1e3);
+	__atomic_store_n(&s->st.recovering, 1, __ATOMIC_RELEASE);
+	for (uint64_t last = t0, reqs = 0;;) {
+		rpage_server_get_stats(s->srv, &st);
+		if (st.completions)
+			break;
+		/* the grace counts from the destination's last request: a
+		 * long post-copy still going on is not given up */
+		if (st.page_requests != reqs) {
+			reqs = st.page_requests;
+			last = rp_now_ns();
+		}
+		if (rp_now_ns() - last >= grace)
+			break;
+		usleep(20000);
+	}
+	__atomic_store_n(&s->st.recovering, 0, __ATOMIC_RELEASE);
+	if (!st.completions)
+		return err;
+	rp_info("destination %s: every page arrived (reported to the page server after %.3f s without the control connection)",
+		s->peer, (double)(rp_now_ns() - t0) / 1e9);
+	return 1;
+}
+
 /* Post-copy: the page server answers the destination's faults and fill;
  * waits for the destination to report the end. */
 static int live_await_postcopy(struct rpage_live_source *s, uint64_t t_resume)
@@ -731,6 +774,13 @@ static int live_await_postcopy(struct rpage_live_source *s, uint64_t t_resume)
 	int ret;
 
 	ret = ctl_expect(s, RP_MSG_LIVE_COMPLETE, buf, sizeof(buf), &len);
+	if (ret && ret != -EPROTO && !s->peer_refused)
+		ret = await_postcopy_without_ctl(s, ret);
+	if (ret == 1) {
+		/* complete, as the page server was told */
+		s->st.postcopy_ns = rp_now_ns() - t_resume;
+		return 0;
+	}
 	if (!ret && rp_live_status_decode(buf, len, &ack, &why)) {
 		rp_err("destination %s: %s", s->peer, why);
 		ret = -EPROTO;

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"      --max-conns-per-peer N  from one address (default 64)\n"
 		"      --handshake-timeout MS  connect to HELLO, TLS included (default 10000)\n"
 		"      --idle-timeout MS    close a connection with no request for MS (default: never)\n"
+		"      --resume-grace MS    keep the session of a client whose connection\n"
+		"                           broke resumable for MS (default 60000)\n"
 		"      --max-rdma N         RDMA connections in all (default 1024)\n"
 		"      --max-rdma-per-session N  (default 64)\n"
 		"      --rdma-port PORT     rdma_cm port for RDMA clients (default: the TCP\n"
@@ -110,7 +112,7 @@ static int apply_allow(struct rpage_server *srv, char *spec)
 int main(int argc, char **argv)
 {
 	enum { O_RDMA_PORT = 256, O_NO_RDMA, O_ALLOW, O_GEN, O_IDENT,
-	       O_MAXC, O_MAXP, O_HS, O_IDLE, O_MAXR, O_MAXRS };
+	       O_MAXC, O_MAXP, O_HS, O_IDLE, O_MAXR, O_MAXRS, O_GRACE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "region", required_argument, NULL, 'r' },
@@ -124,6 +126,7 @@ int main(int argc, char **argv)
 		{ "max-conns-per-peer", required_argument, NULL, O_MAXP },
 		{ "handshake-timeout", required_argument, NULL, O_HS },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "resume-grace", required_argument, NULL, O_GRACE },
 		{ "max-rdma", required_argument, NULL, O_MAXR },
 		{ "max-rdma-per-session", required_argument, NULL, O_MAXRS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -196,12 +199,14 @@ int main(int argc, char **argv)
 		case O_HS:
 		case O_IDLE:
 		case O_MAXR:
+		case O_GRACE:
 		case O_MAXRS: {
 			unsigned *f = c == O_MAXC ? &lim.max_conns
 				    : c == O_MAXP ? &lim.max_conns_per_peer
 				    : c == O_HS	  ? &lim.handshake_ms
 				    : c == O_IDLE ? &lim.idle_ms
 				    : c == O_MAXR ? &lim.max_rdma
+				    : c == O_GRACE ? &lim.resume_grace_ms
 						  : &lim.max_rdma_per_session;
 
 			const char *name = "?";

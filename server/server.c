@@ -51,6 +51,8 @@
 #define SRV_HANDSHAKE_MS 10000   /* accept to HELLO_ACK, TLS included */
 #define SRV_MAX_RDMA 1024
 #define SRV_MAX_RDMA_PER_SESSION 64
+#define SRV_RESUME_GRACE_MS 60000
+#define SRV_MAX_PARKED 256 /* broken sessions kept for a resume */
 
 struct srv_conn {
 	struct rpage_server *srv;
@@ -60,9 +62,18 @@ struct srv_conn {
 	uint8_t role;
 	uint64_t session;
 	uint64_t accepted_ns;
+	bool bye;         /* control: the client ended the session (BYE) */
+	bool superseded;  /* control: a resume took its session over */
 	struct srv_view view; /* the regions this peer may read */
 	char ip[48];      /* peer address without the port (per-peer cap) */
 	struct srv_conn *next;
+};
+
+/* A session whose control connection broke: resumable until @expires. */
+struct srv_parked {
+	uint64_t session;
+	uint64_t expires_ns;
+	char identity[RP_MAX_IDENTITY + 1];
 };
 
 struct srv_rule { /* rpage_server_allow */
@@ -87,6 +98,8 @@ struct rpage_server {
 	struct srv_rule *rules;
 	unsigned nrules;
 	bool tls_logged;      /* the record layer in use was reported */
+	struct srv_parked parked[SRV_MAX_PARKED]; /* under lock */
+	unsigned nparked;
 };
 
 RP_EXPORT int rpage_server_new(struct rpage_server **out)
@@ -108,6 +121,7 @@ RP_EXPORT int rpage_server_new(struct rpage_server **out)
 		.handshake_ms = SRV_HANDSHAKE_MS,
 		.max_rdma = SRV_MAX_RDMA,
 		.max_rdma_per_session = SRV_MAX_RDMA_PER_SESSION,
+		.resume_grace_ms = SRV_RESUME_GRACE_MS,
 	};
 	*out = s;
 	return 0;
@@ -171,6 +185,7 @@ RP_EXPORT int rpage_server_set_limits(struct rpage_server *srv,
 	LIM(handshake_ms, SRV_HANDSHAKE_MS);
 	LIM(max_rdma, SRV_MAX_RDMA);
 	LIM(max_rdma_per_session, SRV_MAX_RDMA_PER_SESSION);
+	LIM(resume_grace_ms, SRV_RESUME_GRACE_MS);
 #undef LIM
 	srv->lim.idle_ms = l->idle_ms;
 	return 0;
@@ -183,6 +198,47 @@ static uint32_t fd_page_size(int fd)
 	if (fstatfs(fd, &sf) == 0 && sf.f_type == (typeof(sf.f_type))HUGETLBFS_MAGIC)
 		return (uint32_t)sf.f_bsize;
 	return RP_PAGE_4K;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/*
+ * What a file region holds, as a 64-bit identity: its device, inode, size
+ * and page size, and a fingerprint of its content (4 KiB at 17 places:
+ * every sixteenth of the file and its last page). A restarted server on
+ * the same, untouched file gives the same identity; a replaced file
+ * (another inode) or one rewritten another, so a client never resumes
+ * against different bytes. Not the change time: registering the file for
+ * RDMA with memory windows pins it writable, which the kernel counts as a
+ * change.
+ */
+static uint64_t fd_identity(int fd, const char *map, uint64_t length,
+			    uint32_t page_size)
+{
+	uint64_t v[4] = { 0, 0, length, page_size }, h = 0xcbf29ce484222325ull;
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0) {
+		v[0] = (uint64_t)sb.st_dev;
+		v[1] = (uint64_t)sb.st_ino;
+	}
+	h = fnv1a(h, v, sizeof(v));
+	for (unsigned i = 0; i <= 16 && length; i++) {
+		uint64_t off = i < 16 ? length / 16 * i : length - RP_PAGE_4K;
+
+		off &= ~(uint64_t)(RP_PAGE_4K - 1);
+		h = fnv1a(h, map + off, RP_PAGE_4K);
+	}
+	return h ? h : 1;
 }
 
 /* 0 when a region named @name may still be added, else -errno. */
@@ -242,6 +298,7 @@ RP_EXPORT int rpage_server_add_region_fd(struct rpage_server *srv,
 	r->page_size = page_size;
 	r->map = map;
 	r->use_sendfile = page_size == RP_PAGE_4K;
+	r->identity = fd_identity(dfd, map, length, page_size);
 	return (int)srv->nregions++;
 }
 
@@ -266,6 +323,9 @@ int rp_server_add_region_mem(struct rpage_server *srv, const char *name,
 	r->page_size = page_size;
 	r->map = mem;
 	r->use_sendfile = false;
+	/* a new identity each time: this memory never outlives the process */
+	if (getrandom(&r->identity, sizeof(r->identity), 0) != sizeof(r->identity))
+		r->identity = rp_now_ns() ^ (uint64_t)(uintptr_t)mem;
 	return (int)srv->nregions++;
 }
 
@@ -383,6 +443,102 @@ bool srv_session_live(struct rpage_server *s, uint64_t session)
 	return session_live(s, session, NULL, NULL);
 }
 
+/* The parked session @session of @identity, or -1; drops expired ones.
+ * Called with s->lock held. */
+static int parked_find(struct rpage_server *s, uint64_t session,
+		       const char *identity)
+{
+	uint64_t now = rp_now_ns();
+
+	for (unsigned i = 0; i < s->nparked;) {
+		if (s->parked[i].expires_ns <= now) {
+			s->parked[i] = s->parked[--s->nparked];
+			continue;
+		}
+		if (s->parked[i].session == session &&
+		    !strcmp(s->parked[i].identity, identity))
+			return (int)i;
+		i++;
+	}
+	return -1;
+}
+
+/* A data connection may join @session if its control connection is open,
+ * or broke less than the grace period ago (the client is resuming). */
+static bool session_joinable(struct rpage_server *s, uint64_t session,
+			     const struct srv_conn *self, const char *identity)
+{
+	bool parked;
+
+	if (session_live(s, session, self, identity))
+		return true;
+	pthread_mutex_lock(&s->lock);
+	parked = parked_find(s, session, identity) >= 0;
+	pthread_mutex_unlock(&s->lock);
+	return parked;
+}
+
+/*
+ * A control connection's HELLO names session @want: the client resumes it
+ * after its control connection broke. Its token stays if the session is
+ * parked, or still looks open here (the old connection's end has not
+ * reached us yet: that connection is shut down), for the same identity.
+ * Otherwise (a restarted server, the grace period over) the client gets a
+ * new session, and finds out from the token. Returns the token to use, 0
+ * for a new one.
+ */
+static uint64_t session_resume(struct rpage_server *s, uint64_t want,
+			       struct srv_conn *self)
+{
+	uint64_t got = 0;
+	bool superseded = false;
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	i = parked_find(s, want, self->conn.identity);
+	if (i >= 0) {
+		s->parked[i] = s->parked[--s->nparked];
+		got = want;
+	}
+	for (struct srv_conn *c = s->conns; c; c = c->next)
+		if (c != self && !c->done && c->role == RP_ROLE_CONTROL &&
+		    c->session == want &&
+		    !strcmp(c->conn.identity, self->conn.identity)) {
+			/* superseded: not parked when it ends, and its end
+			 * must not touch the session it hands over */
+			c->bye = c->superseded = true;
+			rp_conn_shutdown(&c->conn);
+			superseded = true;
+			got = want;
+		}
+	pthread_mutex_unlock(&s->lock);
+	/* the old connection's RDMA state goes now, before this connection
+	 * can hand out new RDMA connection data for the session */
+	if (superseded)
+		srv_rdma_session_end(s->rdma, want);
+	return got;
+}
+
+/* The control connection of @c ended without BYE: keep its session
+ * resumable for the grace period. */
+static void session_park(struct srv_conn *c)
+{
+	struct rpage_server *s = c->srv;
+	struct srv_parked *p;
+
+	pthread_mutex_lock(&s->lock);
+	parked_find(s, 0, ""); /* drops the expired */
+	if (s->nparked == SRV_MAX_PARKED)
+		s->parked[0] = s->parked[--s->nparked]; /* the oldest goes */
+	p = &s->parked[s->nparked++];
+	p->session = c->session;
+	p->expires_ns = rp_now_ns() + (uint64_t)s->lim.resume_grace_ms * 1000000ull;
+	snprintf(p->identity, sizeof(p->identity), "%s", c->conn.identity);
+	pthread_mutex_unlock(&s->lock);
+	rp_info("client %s: control connection lost: its session stays resumable for %u ms",
+		c->conn.peer, s->lim.resume_grace_ms);
+}
+
 /* The regions @identity may read, in server order: 0 or -ENOMEM. */
 static int build_view(struct rpage_server *s, const char *identity,
 		      struct srv_view *v)
@@ -449,14 +605,19 @@ static int do_hello(struct srv_conn *c)
 	}
 	c->role = h.role;
 	if (h.role == RP_ROLE_CONTROL) {
-		if (getrandom(&c->session, sizeof(c->session), 0) !=
-		    sizeof(c->session))
-			return -EIO;
-		c->session |= 1;
+		c->session = h.session ? session_resume(s, h.session, c) : 0;
+		if (c->session) {
+			rp_info("client %s: session resumed", c->conn.peer);
+		} else {
+			if (getrandom(&c->session, sizeof(c->session), 0) !=
+			    sizeof(c->session))
+				return -EIO;
+			c->session |= 1;
+		}
 	} else {
 		if (!h.session ||
-		    !session_live(s, h.session, c, c->conn.identity))
-			return reject(c, EACCES,
+		    !session_joinable(s, h.session, c, c->conn.identity))
+			return reject(c, ENOTCONN,
 				      "data connection names no live session of this identity");
 		c->session = h.session;
 	}
@@ -490,6 +651,7 @@ static int send_regions(struct srv_conn *c, uint64_t tag)
 		d[i].id = i;
 		d[i].page_size = g->page_size;
 		d[i].length = g->length;
+		d[i].identity = g->identity;
 		d[i].name_len = (uint16_t)strlen(g->name);
 		memcpy(d[i].name, g->name, d[i].name_len);
 	}
@@ -633,11 +795,17 @@ static int serve(struct srv_conn *c)
 			if (ret == -EPROTO)
 				return reject(c, EPROTO, why);
 			break;
+		case RP_MSG_BYE:
+			if (h.len || c->role != RP_ROLE_CONTROL)
+				return reject(c, EPROTO, "BYE with a payload, or not on the control connection");
+			c->bye = true;
+			return 0;
 		case RP_MSG_DONE:
 			if (h.len != 4)
 				return reject(c, EPROTO, "DONE has the wrong length");
 			rp_info("client %s: reports its memory complete",
 				c->conn.peer);
+			stat_add(&s->st.completions, 1);
 			break;
 		case RP_MSG_ERROR: {
 			struct rp_error e;
@@ -675,8 +843,11 @@ static void *conn_main(void *arg)
 	pthread_mutex_lock(&c->srv->lock);
 	c->done = true;
 	pthread_mutex_unlock(&c->srv->lock);
-	if (c->role == RP_ROLE_CONTROL && c->session)
+	if (c->role == RP_ROLE_CONTROL && c->session && !c->superseded) {
 		srv_rdma_session_end(c->srv->rdma, c->session);
+		if (!c->bye && c->srv->lim.resume_grace_ms)
+			session_park(c);
+	}
 	__atomic_fetch_sub(&c->srv->st.active, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
@@ -930,5 +1101,6 @@ RP_EXPORT int rpage_server_get_stats(struct rpage_server *srv,
 	st->page_requests =
 		__atomic_load_n(&srv->st.page_requests, __ATOMIC_RELAXED);
 	st->bytes_sent = __atomic_load_n(&srv->st.bytes_sent, __ATOMIC_RELAXED);
+	st->completions = __atomic_load_n(&srv->st.completions, __ATOMIC_RELAXED);
 	return 0;
 }

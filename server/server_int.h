@@ -13,6 +13,7 @@ struct srv_region {
 	uint32_t page_size;
 	void *map;          /* read-only MAP_SHARED view of the whole region */
 	bool use_sendfile;  /* cleared when the file cannot be spliced */
+	uint64_t identity;  /* what it holds (struct rp_region_desc) */
 };
 
 struct rpage_server;

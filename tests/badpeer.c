@@ -99,7 +99,7 @@ static int good_conn(uint64_t *session)
 	struct rp_hello_ack a;
 	const char *why;
 
-	if (rp_write_full(fd, b, hello(b, 1, 1, RP_ROLE_CONTROL, 0, 0)) ||
+	if (rp_write_full(fd, b, hello(b, RP_VERSION, RP_VERSION, RP_ROLE_CONTROL, 0, 0)) ||
 	    rp_recv_frame(fd, &h, b, sizeof(b), &why) ||
 	    h.type != RP_MSG_HELLO_ACK ||
 	    rp_hello_ack_decode(b, h.len, &a, &why)) {
@@ -220,26 +220,26 @@ int main(int argc, char **argv)
 	check("garbage bytes (unknown message type)", fd, true);
 
 	fd = conn();
-	rp_write_full(fd, b, hello(b, 1, 1, 0, 0, 0) - 4); /* truncated */
+	rp_write_full(fd, b, hello(b, RP_VERSION, RP_VERSION, 0, 0, 0) - 4); /* truncated */
 	shutdown(fd, SHUT_WR);
 	check("truncated HELLO then half-close", fd, false);
 
 	fd = conn();
-	hello(b, 1, 1, 0, 0, 0);
+	hello(b, RP_VERSION, RP_VERSION, 0, 0, 0);
 	b[RP_HDR_LEN] ^= 0x55;
 	rp_write_full(fd, b, RP_HDR_LEN + RP_HELLO_LEN);
 	check("HELLO with a bad magic", fd, true);
 
 	fd = conn();
-	rp_write_full(fd, b, hello(b, 2, 9, 0, 0, 0));
+	rp_write_full(fd, b, hello(b, RP_VERSION + 1, 9, 0, 0, 0));
 	check("HELLO with no common version", fd, true);
 
 	fd = conn();
-	rp_write_full(fd, b, hello(b, 1, 1, 0, 0, 3));
+	rp_write_full(fd, b, hello(b, RP_VERSION, RP_VERSION, 0, 0, 3));
 	check("HELLO with an unknown authentication method", fd, true);
 
 	fd = conn();
-	rp_write_full(fd, b, hello(b, 1, 1, RP_ROLE_URGENT, 0x1234567, 0));
+	rp_write_full(fd, b, hello(b, RP_VERSION, RP_VERSION, RP_ROLE_URGENT, 0x1234567, 0));
 	check("data connection naming no live session", fd, true);
 
 	fd = conn();

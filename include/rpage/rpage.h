@@ -184,6 +184,10 @@ struct rpage_server_limits {
 				      * ends a connection (off) */
 	unsigned max_rdma;           /* RDMA connections in all (1024) */
 	unsigned max_rdma_per_session; /* RDMA connections per session (64) */
+	/* A session whose control connection broke (no BYE) stays resumable
+	 * this long: a client reconnecting names it and keeps its token
+	 * (60000; data connections of it may join meanwhile). */
+	unsigned resume_grace_ms;
 };
 /* Sets the limits; call before rpage_server_start. 0, -EBUSY, -EINVAL. */
 int rpage_server_set_limits(struct rpage_server *srv,
@@ -196,6 +200,7 @@ struct rpage_server_stats {
 	uint64_t rejected;         /* closed for bad input */
 	uint64_t page_requests;    /* urgent + bulk requests served */
 	uint64_t bytes_sent;       /* page payload bytes */
+	uint64_t completions;      /* clients that reported every page arrived */
 };
 int rpage_server_get_stats(struct rpage_server *srv,
 			   struct rpage_server_stats *st);
@@ -313,6 +318,13 @@ struct rpage_attach_opts {
 	uint32_t fill_depth;
 	/* Non-zero: no background fill (faults only). */
 	int no_fill;
+	/* Faults' pages in flight on the urgent channel at once (default 16,
+	 * 4 with 2 MiB pages; at most 64). */
+	uint32_t max_inflight;
+	/* After a connection breaks, how long to keep reconnecting before the
+	 * attachment fails (RPAGE_ATTACH_FAILED, -ETIMEDOUT), in ms: 0 is the
+	 * default (180000), UINT32_MAX for ever. Faults wait meanwhile. */
+	uint32_t resume_timeout_ms;
 	/* The process behind the userfaultfd (0: unknown), as SO_PEERCRED
 	 * tells it. A fault outside every range (memory the process mapped or
 	 * moved there since) is answered with zeros only where /proc/PID/maps
@@ -350,6 +362,9 @@ enum rpage_attach_state {
 	RPAGE_ATTACH_COMPLETE = 1,  /* every page resident (or ballooned) */
 	RPAGE_ATTACH_FAILED = 2,    /* transport or kernel error; see error */
 	RPAGE_ATTACH_GONE = 3,      /* the process behind the uffd exited */
+	RPAGE_ATTACH_RECOVERING = 4,/* a connection broke: reconnecting (faults
+				     * wait; it goes back to RUNNING, or ends
+				     * FAILED at the deadline) */
 };
 
 struct rpage_stats {
@@ -372,6 +387,11 @@ struct rpage_stats {
 	/* fault service latency, nanoseconds */
 	uint64_t lat_min_ns, lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns;
 	uint64_t lat_avg_ns;
+	uint64_t reconnects;        /* connections brought back after a break */
+	uint64_t recovering_ns;     /* time spent reconnecting */
+	uint64_t faults_waited;     /* faults that waited for a reconnect */
+	uint64_t recovering_for_ns; /* how long the recovery under way has
+				     * lasted (0: none) */
 };
 
 /* A consistent-enough snapshot (counters are read without stopping). */
@@ -507,6 +527,9 @@ struct rpage_live_stats {
 	uint32_t postcopy_port;  /* the source's page server (TCP port) */
 	uint32_t resumed_here;   /* source: the switchover failed and
 				  * opts.resume restarted the workload here */
+	uint32_t recovering;     /* a connection broke: waiting for the other
+				  * side to come back (source: in post-copy,
+				  * the page server keeps serving) */
 	uint64_t precopy_ns, downtime_ns, postcopy_ns, total_ns;
 	/* destination only: the post-copy fault handler's figures */
 	struct rpage_stats post;

@@ -3,7 +3,8 @@
 # fetched are still queued for placement. The process is still served by
 # faults, every byte right; the slots already fetched are placed; and the
 # fault thread, with nothing to do, uses no CPU (it once polled with a zero
-# timeout for ever).
+# timeout for ever). The daemon keeps the process (--on-source-lost wait)
+# rather than killing it, so that there is a process to watch.
 . "$(dirname "$0")/lib.sh"
 CLIENT=$B/tests/bin/rpage-client
 [ -x "$CLIENT" ] || skip "$CLIENT (test build) not built"
@@ -11,7 +12,7 @@ CLIENT=$B/tests/bin/rpage-client
 start_server mem="$WORK/img"
 SOCK="$WORK/uffd.sock"
 RPAGE_INJECT=fill-give-up "$CLIENT" --connect 127.0.0.1:"$PORT" --uffd-socket "$SOCK" \
-	--stats-json "$WORK/stats.json" --no-progress --fill-depth 8 >"$WORK/client.log" 2>&1 &
+	--stats-json "$WORK/stats.json" --no-progress --fill-depth 8 --on-source-lost wait >"$WORK/client.log" 2>&1 &
 CLI_PID=$!
 PIDS="$PIDS $CLI_PID"
 wait_line "$WORK/client.log" "rpage-client: ready"

@@ -18,7 +18,9 @@ start_client --connect 127.0.0.1:"$PORT"
 # fill that page through the range before the probe moves it.
 kill "$CLI_PID"
 wait "$CLI_PID" 2>/dev/null
-start_client --connect 127.0.0.1:"$PORT" --no-fill
+# (and with --on-source-lost=wait: that fault ends the process's service,
+# and by default the daemon would then kill it before the probe can look)
+start_client --connect 127.0.0.1:"$PORT" --no-fill --on-source-lost wait
 "$TBIN/rpage-probe" --socket "$SOCK" --seed 14 outside-shared \
 	>>"$WORK/probe.log" 2>&1 || fail "$(cat "$WORK/probe.log")"
 wait_line "$WORK/client.log" "not private anonymous"

@@ -22,6 +22,13 @@ PIDS="$PIDS $g"
 wait_line "$WORK/client.log" "FAILED" 30
 grep -q "keeps faulting although the kernel reports it present" "$WORK/client.log" || fail "no clear message"
 kill -0 "$CLI_PID" || fail "client died"
-kill -9 "$g"
+# its memory cannot be served: the daemon kills it (fail closed) rather
+# than let it go on with pages that never arrived
+wait_line "$WORK/client.log" "killed" 10
+set +e
+wait "$g"
+rc=$?
+set -e
+[ "$rc" = 137 ] || fail "the process was not killed (status $rc)"
 wait_line "$WORK/client.log" "has gone"
 grep "keeps faulting" "$WORK/client.log"

@@ -32,8 +32,18 @@ wait_line() {
 	done
 }
 
+# wait_count FILE PATTERN N [SECONDS]: until PATTERN is on N lines of FILE
+wait_count() {
+	i=0
+	while [ "$(grep -c "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+		i=$((i + 1))
+		[ $i -le $((${4:-10} * 20)) ] || fail "timed out waiting for $3 lines '$2' in $1"
+		sleep 0.05
+	done
+}
+
 # start_server NAME=PATH...: sets PORT, SRV_PID. $SRV_ARGS: more options
-# (credentials, limits).
+# (credentials, limits); $SRV_PORT: the port (default: any free one).
 start_server() {
 	args=""
 	for r in "$@"; do args="$args --region $r"; done
@@ -41,7 +51,7 @@ start_server() {
 	# background shell opens the new one only when it gets to run
 	rm -f "$WORK/server.log"
 	# shellcheck disable=SC2086
-	"$BIN/rpage-server" --listen 127.0.0.1:0 $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
+	"$BIN/rpage-server" --listen 127.0.0.1:"${SRV_PORT:-0}" $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
 	SRV_PID=$!
 	PIDS="$PIDS $SRV_PID"
 	wait_line "$WORK/server.log" "rpage-server: ready"

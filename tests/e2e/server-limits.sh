@@ -17,7 +17,7 @@ cat >"$WORK/peer.py" <<'PY'
 import socket, struct, sys, time
 
 PORT, TPORT = int(sys.argv[1]), int(sys.argv[2])
-HELLO = struct.pack("<HHIQ", 1, 0, 32, 1) + struct.pack("<IHHBBHIQQ", 0x31475052, 1, 1, 0, 0, 0, 0, 0, 0)
+HELLO = struct.pack("<HHIQ", 1, 0, 32, 1) + struct.pack("<IHHBBHIQQ", 0x31475052, 2, 2, 0, 0, 0, 0, 0, 0)  # protocol version 2
 
 def conn(src="127.0.0.1", port=PORT):
     s = socket.socket()

@@ -48,9 +48,9 @@ static void proto_seeds(void)
 {
 	uint8_t b[4096];
 	struct rp_hdr h = { .type = RP_MSG_PAGE_REQ, .len = 16, .tag = 9 };
-	struct rp_hello he = { .ver_min = 1, .ver_max = 1, .role = 1,
+	struct rp_hello he = { .ver_min = RP_VERSION, .ver_max = RP_VERSION, .role = 1,
 			       .features = 3, .session = 0x1234567 };
-	struct rp_hello_ack ha = { .version = 1, .features = 1, .session = 5,
+	struct rp_hello_ack ha = { .version = RP_VERSION, .features = 1, .session = 5,
 				   .max_data = 1 << 20, .nregions = 2 };
 	struct rp_region_desc d[2] = {
 		{ .id = 0, .page_size = 4096, .length = 1 << 20, .name_len = 3, .name = "mem" },

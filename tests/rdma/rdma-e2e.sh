@@ -258,10 +258,12 @@ t_auto_rdma() {
 		grep -q 'over rdma$' $W/auto-rdma.client
 }
 
-# an injected completion error: clear message naming offset and device, the
-# attachment fails, no corrupted page, nothing hangs
+# a completion error on the urgent QP (an injected failed READ: the QP goes
+# to the error state): the client says which READ failed, reconnects, sends
+# again the page request that was in flight, and the process completes with
+# every byte right
 t_inject() {
-	local cpid gpid rc=0
+	local cpid gpid rc=0 grc=0 n=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	RPAGE_INJECT=rdma-read-error=40 "$TBIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
@@ -271,44 +273,38 @@ t_inject() {
 	wait_file $W/u.sock 30 $cpid || rc=1
 	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/inject.guest 2>&1 &
 	gpid=$!
-	n=0
-	while ! grep -q 'FAILED' $W/inject.client && [ $n -lt 300 ]; do
+	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
-	sleep 0.5
-	kill -KILL $gpid 2>/dev/null || true
-	wait $gpid 2>/dev/null || true
-	# the client must stop promptly (nothing waits forever on a dead QP)
-	kill -TERM $cpid 2>/dev/null || true
-	n=0
-	while kill -0 $cpid 2>/dev/null && [ $n -lt 100 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 $cpid 2>/dev/null; then
-		echo "rdma-e2e: the client did not stop after the error" >&2
-		kill -KILL $cpid
+	if kill -0 $gpid 2>/dev/null; then
+		echo "rdma-e2e: the process is still blocked 120 s after the error" >&2
+		kill -KILL $gpid
 		rc=1
 	fi
+	wait $gpid || grc=$?
+	kill -TERM $cpid 2>/dev/null || true
 	wait $cpid 2>/dev/null || true
 	server_stop >/dev/null || rc=1
 	sed 's/^/client: /' $W/inject.client
 	sed 's/^/guest: /' $W/inject.guest
-	grep -q "RDMA READ of page at offset 0x[0-9a-f]* of region 'mem' from .* on device $RXE_CLIENT_DEV failed: remote access error" $W/inject.client ||
+	grep -q "RDMA READ .*failed: remote access error" $W/inject.client ||
 		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
-	grep -q 'FAILED' $W/inject.client || { echo "rdma-e2e: the attachment did not fail" >&2; return 1; }
-	if grep -q MISMATCH $W/inject.guest; then
-		echo "rdma-e2e: a page was corrupted" >&2
-		return 1
-	fi
+	grep -q "reconnected after" $W/inject.client ||
+		{ echo "rdma-e2e: the client did not reconnect" >&2; return 1; }
+	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
+	grep -q " 0 mismatches" $W/inject.guest ||
+		{ echo "rdma-e2e: a page was wrong" >&2; return 1; }
 	return $rc
 }
 
-# the server dies mid-migration: READs fail (retry exceeded or flushed),
-# the client says so, no page is corrupted and nothing waits forever
+# the server is killed (-9) mid-migration and started again on the same
+# image and port 2 s later: the client's READs fail (retry exceeded or
+# flushed) and it says which page; it reconnects, asks the restarted server
+# for its RDMA connection data again, checks the region is the same image,
+# and the process completes with every byte right
 t_server_dies() {
-	local cpid gpid rc=0 n=0
+	local cpid gpid rc=0 grc=0 n=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
@@ -321,23 +317,75 @@ t_server_dies() {
 	kill -KILL "$SPID"
 	wait "$SPID" 2>/dev/null || true
 	SPID=
-	while ! grep -q 'FAILED\|is complete' $W/dies.client && [ $n -lt 300 ]; do
+	if grep -q 'is complete' $W/dies.client; then
+		echo "rdma-e2e: the migration completed before the server died (nothing tested)" >&2
+		kill -KILL $gpid $cpid 2>/dev/null
+		return 1
+	fi
+	sleep 2
+	kill -0 $gpid 2>/dev/null || { echo "rdma-e2e: the process ended while the server was down" >&2; rc=1; }
+	server_start "$RXE_SERVER_IP" >/dev/null || rc=1
+	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
-	kill -KILL $gpid 2>/dev/null || true
-	wait $gpid 2>/dev/null || true
+	if kill -0 $gpid 2>/dev/null; then
+		echo "rdma-e2e: the process is still blocked 120 s after the restart" >&2
+		kill -KILL $gpid
+		rc=1
+	fi
+	wait $gpid || grc=$?
 	kill -TERM $cpid 2>/dev/null || true
 	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
+	server_stop >/dev/null || rc=1
 	sed 's/^/client: /' $W/dies.client
 	sed 's/^/guest: /' $W/dies.guest
-	if grep -q 'is complete' $W/dies.client; then
-		echo "rdma-e2e: the migration completed before the server died (nothing tested)" >&2
-		return 1
-	fi
-	grep -q "RDMA READ of page at offset 0x[0-9a-f]* of region 'mem' .* on device $RXE_CLIENT_DEV failed" $W/dies.client ||
+	grep -q "RDMA READ .*on device $RXE_CLIENT_DEV failed" $W/dies.client ||
 		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
-	! grep -q MISMATCH $W/dies.guest || { echo "rdma-e2e: a page was corrupted" >&2; return 1; }
+	grep -q "reconnected after" $W/dies.client ||
+		{ echo "rdma-e2e: the client did not reconnect" >&2; return 1; }
+	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
+	grep -q " 0 mismatches" $W/dies.guest || { echo "rdma-e2e: a page was wrong" >&2; return 1; }
+	return $rc
+}
+
+# the client's netdev goes down for 4 s in the middle of a migration and
+# comes back: the RDMA connections time out or carry on; either way the
+# process completes with every byte right
+t_netdev_down() {
+	local cpid gpid rc=0 grc=0 n=0
+	server_start "$RXE_SERVER_IP" || return 1
+	rm -f $W/u.sock
+	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
+		--rdma-dev "$RXE_CLIENT_DEV" --uffd-socket $W/u.sock --no-progress $PSK \
+		>$W/down.client 2>&1 &
+	cpid=$!
+	wait_file $W/u.sock 30 $cpid || rc=1
+	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/down.guest 2>&1 &
+	gpid=$!
+	sleep 1
+	grep -q 'is complete' $W/down.client &&
+		{ echo "rdma-e2e: the migration completed before the link went down (nothing tested)" >&2; rc=1; }
+	ip link set vB down
+	sleep 4
+	ip link set vB up
+	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 $gpid 2>/dev/null; then
+		echo "rdma-e2e: the process is still blocked 120 s after the link came back" >&2
+		kill -KILL $gpid
+		rc=1
+	fi
+	wait $gpid || grc=$?
+	kill -TERM $cpid 2>/dev/null || true
+	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
+	server_stop >/dev/null || rc=1
+	sed 's/^/client: /' $W/down.client
+	sed 's/^/guest: /' $W/down.guest
+	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
+	grep -q " 0 mismatches" $W/down.guest || { echo "rdma-e2e: a page was wrong" >&2; return 1; }
 	return $rc
 }
 
@@ -522,7 +570,7 @@ for v in $variants; do
 		rt single/auto-picks-rdma t_auto_rdma
 		rt single/rdma-dev t_rdma single-dev --rdma-dev "$RXE_CLIENT_DEV" --fill-depth 16 --fill-chunk 262144
 		rt single/completion-error t_inject
-		rt single/server-dies t_server_dies
+		rt single/server-restart t_server_dies
 		rt single/keys-only-where-given t_old_key_revoked
 		rt single/rdma-caps t_rdma_caps
 		rt single/live-postcopy-rdma t_live_rdma
@@ -530,6 +578,7 @@ for v in $variants; do
 	pair)
 		rxe_pair
 		rt pair/rdma t_rdma pair --rdma-dev "$RXE_CLIENT_DEV"
+		rt pair/netdev-down t_netdev_down
 		;;
 	loss)
 		rxe_pair

@@ -126,8 +126,10 @@ static void t_hello_ack(void)
 static void t_regions(void)
 {
 	struct rp_region_desc d[2] = {
-		{ .id = 0, .page_size = 4096, .length = 1 << 20, .name_len = 3, .name = "mem" },
-		{ .id = 1, .page_size = 2 << 20, .length = 4 << 20, .name_len = 9, .name = "huge.pg-1" },
+		{ .id = 0, .page_size = 4096, .length = 1 << 20, .identity = 0x1122334455667788ull,
+		  .name_len = 3, .name = "mem" },
+		{ .id = 1, .page_size = 2 << 20, .length = 4 << 20, .identity = 7,
+		  .name_len = 9, .name = "huge.pg-1" },
 	};
 	struct rp_region_desc *o = NULL;
 	uint8_t b[1024];
@@ -140,6 +142,8 @@ static void t_regions(void)
 	CU_ASSERT_EQUAL(n, 2);
 	CU_ASSERT_STRING_EQUAL(o[1].name, "huge.pg-1");
 	CU_ASSERT_EQUAL(o[1].page_size, 2u << 20);
+	CU_ASSERT_EQUAL(o[0].identity, 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(o[1].identity, 7);
 	free(o);
 	/* every truncation is rejected */
 	for (size_t l = 0; l < len; l++)
@@ -151,16 +155,16 @@ static void t_regions(void)
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
 	put32(b, 2);
 	/* name with a character outside the allowed set */
-	b[4 + 24] = '/';
+	b[4 + 32] = '/';
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
-	b[4 + 24] = 'm';
+	b[4 + 32] = 'm';
 	/* the padding after a name must be zero (docs/protocol.md) */
-	b[4 + 24 + 3] = 'x';
+	b[4 + 32 + 3] = 'x';
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
-	b[4 + 24 + 3] = 0;
-	b[4 + 24 + 7] = 1;
+	b[4 + 32 + 3] = 0;
+	b[4 + 32 + 7] = 1;
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), -EPROTO);
-	b[4 + 24 + 7] = 0;
+	b[4 + 32 + 7] = 0;
 	CU_ASSERT_EQUAL(rp_regions_decode(b, len, &o, &n, &why), 0);
 	free(o);
 	/* length not a multiple of the page size */
