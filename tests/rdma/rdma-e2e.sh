@@ -258,12 +258,38 @@ t_auto_rdma() {
 		grep -q 'over rdma$' $W/auto-rdma.client
 }
 
+# recovery_end NAME GPID CPID AFTER: the process GPID must end within 120 s
+# of AFTER (named in the message), with status 0 and every byte right; the
+# client CPID and the server are stopped and the logs $W/NAME.client and
+# $W/NAME.guest printed. Non-zero when any of that fails.
+recovery_end() {
+	local name=$1 gpid=$2 cpid=$3 n=0 grc=0 rc=0
+	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 $gpid 2>/dev/null; then
+		echo "rdma-e2e: the process is still blocked 120 s after $4" >&2
+		kill -KILL $gpid
+		rc=1
+	fi
+	wait $gpid || grc=$?
+	kill -TERM $cpid 2>/dev/null || true
+	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
+	server_stop >/dev/null || rc=1
+	sed 's/^/client: /' $W/$name.client
+	sed 's/^/guest: /' $W/$name.guest
+	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; rc=1; }
+	grep -q " 0 mismatches" $W/$name.guest || { echo "rdma-e2e: a page was wrong" >&2; rc=1; }
+	return $rc
+}
+
 # a completion error on the urgent QP (an injected failed READ: the QP goes
 # to the error state): the client says which READ failed, reconnects, sends
 # again the page request that was in flight, and the process completes with
 # every byte right
 t_inject() {
-	local cpid gpid rc=0 grc=0 n=0
+	local cpid gpid rc=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	RPAGE_INJECT=rdma-read-error=40 "$TBIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" \
@@ -273,28 +299,11 @@ t_inject() {
 	wait_file $W/u.sock 30 $cpid || rc=1
 	"$BIN/rpage-bench" guest --uffd-socket $W/u.sock --size "$size" >$W/inject.guest 2>&1 &
 	gpid=$!
-	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 $gpid 2>/dev/null; then
-		echo "rdma-e2e: the process is still blocked 120 s after the error" >&2
-		kill -KILL $gpid
-		rc=1
-	fi
-	wait $gpid || grc=$?
-	kill -TERM $cpid 2>/dev/null || true
-	wait $cpid 2>/dev/null || true
-	server_stop >/dev/null || rc=1
-	sed 's/^/client: /' $W/inject.client
-	sed 's/^/guest: /' $W/inject.guest
+	recovery_end inject $gpid $cpid "the error" || rc=1
 	grep -q "RDMA READ .*failed: remote access error" $W/inject.client ||
 		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
 	grep -q "reconnected after" $W/inject.client ||
 		{ echo "rdma-e2e: the client did not reconnect" >&2; return 1; }
-	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
-	grep -q " 0 mismatches" $W/inject.guest ||
-		{ echo "rdma-e2e: a page was wrong" >&2; return 1; }
 	return $rc
 }
 
@@ -304,7 +313,7 @@ t_inject() {
 # for its RDMA connection data again, checks the region is the same image,
 # and the process completes with every byte right
 t_server_dies() {
-	local cpid gpid rc=0 grc=0 n=0
+	local cpid gpid rc=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
@@ -325,27 +334,11 @@ t_server_dies() {
 	sleep 2
 	kill -0 $gpid 2>/dev/null || { echo "rdma-e2e: the process ended while the server was down" >&2; rc=1; }
 	server_start "$RXE_SERVER_IP" >/dev/null || rc=1
-	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 $gpid 2>/dev/null; then
-		echo "rdma-e2e: the process is still blocked 120 s after the restart" >&2
-		kill -KILL $gpid
-		rc=1
-	fi
-	wait $gpid || grc=$?
-	kill -TERM $cpid 2>/dev/null || true
-	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
-	server_stop >/dev/null || rc=1
-	sed 's/^/client: /' $W/dies.client
-	sed 's/^/guest: /' $W/dies.guest
+	recovery_end dies $gpid $cpid "the restart" || rc=1
 	grep -q "RDMA READ .*on device $RXE_CLIENT_DEV failed" $W/dies.client ||
 		{ echo "rdma-e2e: no clear completion-error message" >&2; return 1; }
 	grep -q "reconnected after" $W/dies.client ||
 		{ echo "rdma-e2e: the client did not reconnect" >&2; return 1; }
-	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
-	grep -q " 0 mismatches" $W/dies.guest || { echo "rdma-e2e: a page was wrong" >&2; return 1; }
 	return $rc
 }
 
@@ -353,7 +346,7 @@ t_server_dies() {
 # comes back: the RDMA connections time out or carry on; either way the
 # process completes with every byte right
 t_netdev_down() {
-	local cpid gpid rc=0 grc=0 n=0
+	local cpid gpid rc=0
 	server_start "$RXE_SERVER_IP" || return 1
 	rm -f $W/u.sock
 	"$BIN/rpage-client" --connect "$RXE_SERVER_IP:$PORT" --transport rdma \
@@ -369,23 +362,7 @@ t_netdev_down() {
 	ip link set vB down
 	sleep 4
 	ip link set vB up
-	while kill -0 $gpid 2>/dev/null && [ $n -lt 1200 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 $gpid 2>/dev/null; then
-		echo "rdma-e2e: the process is still blocked 120 s after the link came back" >&2
-		kill -KILL $gpid
-		rc=1
-	fi
-	wait $gpid || grc=$?
-	kill -TERM $cpid 2>/dev/null || true
-	wait_pid $cpid 20 || { [ $? != 124 ] || rc=1; }
-	server_stop >/dev/null || rc=1
-	sed 's/^/client: /' $W/down.client
-	sed 's/^/guest: /' $W/down.guest
-	[ "$grc" = 0 ] || { echo "rdma-e2e: the process failed (status $grc)" >&2; return 1; }
-	grep -q " 0 mismatches" $W/down.guest || { echo "rdma-e2e: a page was wrong" >&2; return 1; }
+	recovery_end down $gpid $cpid "the link came back" || rc=1
 	return $rc
 }
 
