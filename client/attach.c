@@ -253,13 +253,6 @@ static int serve_fault(struct rpage_attach *a, struct att_mm *m,
 	if (!s)
 		return fault_outside(a, m, addr, f->t_read);
 	pg = s->first + (addr - s->base) / a->psize;
-	/* a placement found nothing mapped there: the page no longer belongs
-	 * to the range, and what is mapped there now (if anything) follows
-	 * the rules of memory outside the ranges. Asking the source for it
-	 * would be answered by a slot that finds the page settled and places
-	 * nothing, and this fault would wait for ever. */
-	if (rp_bit_test(&m->gone, pg))
-		return fault_outside(a, m, addr, f->t_read);
 	if (addr != m->spin_addr) {
 		m->spin_addr = addr;
 		m->spin_count = 0;
