@@ -371,10 +371,13 @@ static bool place_slot(struct rpage_attach *a, struct att_slot *s)
 
 	if (!m || m->dead)
 		return true; /* its address space has gone */
-	if (att_settled(m, s->pg))
-		return true; /* placed by the fill meanwhile, discarded (its
-			      * data is dead: the faults waiting get zeros
-			      * when served next), or unmapped */
+	/* placed by the fill meanwhile, or discarded (its data is dead: the
+	 * faults waiting get zeros when served next). A page marked gone is
+	 * still placed: a placement found nothing mapped there once, but the
+	 * range may have moved since, and a fault waits on it; placing gets
+	 * ENOENT and wakes it where nothing is mapped any more. */
+	if (rp_bit_test(&m->resident, s->pg) || rp_bit_test(&m->zero, s->pg))
+		return true;
 	sg = att_seg_of_page(m, s->pg);
 	if (!sg)
 		return true;
