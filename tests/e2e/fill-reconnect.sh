@@ -9,7 +9,7 @@ start_server mem="$WORK/img"
 # small, one-at-a-time fill requests so the fill takes a few seconds
 start_client --connect 127.0.0.1:"$PORT" --once --fill-chunk 4096 --fill-depth 1
 "$BIN/rpage-bench" guest --uffd-socket "$SOCK" --size 512M --seed 8 --touch 0.001 \
-	--pause 6000 >"$WORK/guest.log" 2>&1 &
+	--pause 10000 >"$WORK/guest.log" 2>&1 &
 g=$!
 PIDS="$PIDS $g"
 wait_line "$WORK/client.log" "serving 1 range"

@@ -60,5 +60,8 @@ echo "plain TCP: $1 of 512 image pieces found in $2 captured bytes"
 capture_run tls --psk-file "$WORK/k.psk"
 set -- $(search "$WORK/tls.pcap")
 echo "TLS: $1 of 512 image pieces found in $2 captured bytes"
-[ "$2" -gt 8388608 ] || fail "the TLS capture ($2 bytes) is too small to have carried the image: $(grep -h dropped "$WORK/tls.tcpdump" | tr '\n' ' ')"
+# tcpdump on a busy loopback misses a little (the plain run above shows
+# how much: a few of the 512 pieces); 7/8 of the image is plenty to show
+# that the capture carried the transfer
+[ "$2" -gt 7340032 ] || fail "the TLS capture ($2 bytes) is too small to have carried the image: $(grep -h dropped "$WORK/tls.tcpdump" | tr '\n' ' ')"
 [ "$1" = 0 ] || fail "the TLS capture holds $1 pieces of the image in clear"
