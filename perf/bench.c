@@ -127,6 +127,8 @@ static void usage(FILE *f)
 		"  migrate [options]          live migration of a running workload, verified\n"
 		"  timeline [options]         a guest's whole post-copy migration, sampled every\n"
 		"                             ms (--timeline FILE)\n"
+		"  resume [options]           time to resume after the network is cut, and the\n"
+		"                             workload's extra blocked time, beside a fresh connect\n"
 		"Run 'rpage-bench COMMAND --help' for a command's options.\n");
 }
 
@@ -134,7 +136,7 @@ int main(int argc, char **argv)
 {
 	static const struct bench_cmd *const cmds[] = {
 		&bench_guest_cmd, &bench_fault_cmd, &bench_fill_cmd,
-		&bench_timeline_cmd,
+		&bench_timeline_cmd, &bench_resume_cmd,
 	};
 
 	if (argc < 2) {

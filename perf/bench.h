@@ -37,7 +37,7 @@ struct bench_cmd {
 };
 int bench_cmd_main(const struct bench_cmd *c, int argc, char **argv);
 extern const struct bench_cmd bench_guest_cmd, bench_fault_cmd,
-	bench_fill_cmd, bench_timeline_cmd;
+	bench_fill_cmd, bench_timeline_cmd, bench_resume_cmd;
 /* A line that was asked for but failed (its reason starts "failed"), as
  * opposed to one that is not available here. */
 bool bench_failed(const char *why);

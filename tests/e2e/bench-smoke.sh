@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# bench-smoke: rpage-bench fault, fill and timeline run briefly and print what
+# bench-smoke: rpage-bench fault, fill, timeline and resume run briefly and print what
 # they promise: perftest's header, one line per transport and baseline, a
 # PASS/MISS verdict per target, valid JSON with perftest's keys, CDF and
 # timeline files. Figures are not judged here (see docs/PERFORMANCE.md).
@@ -75,5 +75,24 @@ grep -q " 0 mismatches" "$tmp/migrate.out" || fail "timeline: the guest saw wron
 [ "$(grep -vc '^#' "$tmp/tl.dat")" -ge 2 ] || fail "timeline: empty file"
 tail -n 1 "$tmp/tl.dat" | awk '$2 != 100.000 { exit 1 }' || fail "timeline: does not end at 100 %"
 
-echo "PASS: bench-smoke (fault, fill, timeline: layout, JSON, CDF, timeline)"
+# ---- resume: the connections cut under a faulting workload ----
+"$bench" resume -s 64M -n 3 --gap 50 --json "$tmp/resume.json" \
+	>"$tmp/resume.out" 2>"$tmp/resume.err" || fail "rpage-bench resume exited $?"
+for p in tcp-connect tcp-resume tcp-blocked tcp-fault; do
+	n=$(awk -v p="$p" '$10 == p && $2 > 0' "$tmp/resume.out" | wc -l)
+	[ "$n" -eq 1 ] || fail "resume: $n lines for '$p'"
+done
+grep -q "^# tcp: 3 cuts, .* 3 reconnects" "$tmp/resume.out" || fail "resume: not 3 cuts and 3 reconnects"
+python3 - "$tmp/resume.json" <<'EOF' || fail "resume: JSON lacks what it promises"
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["results"][0]
+assert r["transport"] == "tcp" and r["cuts"] == 3 and r["reconnects"] >= 3, r
+names = [l["name"] for l in r["lines"]]
+assert names == ["tcp-connect", "tcp-resume", "tcp-blocked", "tcp-fault"], names
+assert all(l["available"] and "percentile_99" in l for l in r["lines"]), r
+assert d["mismatches"] == 0
+EOF
+
+echo "PASS: bench-smoke (fault, fill, timeline, resume: layout, JSON, CDF, timeline)"
 exit 0
