@@ -87,9 +87,16 @@ void att_settle(struct rpage_attach *a, struct att_mm *m, uint64_t newly)
 	if (m->child || !newly)
 		return;
 	a->done += newly;
-	if (a->done == a->npages && (att_state(a) == RPAGE_ATTACH_RUNNING ||
-				     att_state(a) == RPAGE_ATTACH_RECOVERING)) {
+	if (a->done == a->npages) {
+		uint32_t st;
+
+		/* under the lock: a failure recorded meanwhile stands */
 		pthread_mutex_lock(&a->slock);
+		st = att_state(a);
+		if (st != RPAGE_ATTACH_RUNNING && st != RPAGE_ATTACH_RECOVERING) {
+			pthread_mutex_unlock(&a->slock);
+			return;
+		}
 		__atomic_store_n(&a->st.state, RPAGE_ATTACH_COMPLETE,
 				 __ATOMIC_RELEASE);
 		a->st.resident_ns = rp_now_ns() - a->t_start;
@@ -312,6 +319,25 @@ void att_faults_answered(struct rpage_attach *a, struct att_mm *m,
 		fault_done(a, m, f->t_read, ret == -EEXIST, first && ret == 0);
 		first = false;
 		memmove(f, f + 1, (--m->npend - i) * sizeof(*f));
+	}
+}
+
+void att_pend_wake(struct rpage_attach *a, struct att_mm *m, uint64_t lo,
+		   uint64_t hi)
+{
+	for (unsigned i = 0; i < m->npend;) {
+		uint64_t addr = m->pend[i].addr & ~(a->psize - 1);
+
+		if (addr < lo || addr >= hi) {
+			i++;
+			continue;
+		}
+		rp_dbg("uffd %d: a fault at 0x%" PRIx64 " outlived its mapping: woken",
+		       m->uffd, addr);
+		rp_uffd_wake(m->uffd, addr, a->psize);
+		fault_done(a, m, m->pend[i].t_read, true, false);
+		memmove(&m->pend[i], &m->pend[i + 1],
+			(--m->npend - i) * sizeof(*m->pend));
 	}
 }
 

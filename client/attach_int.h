@@ -222,6 +222,13 @@ bool att_settled(const struct att_mm *m, uint64_t pg);
 /* Events (applied before the faults read with them). */
 void att_on_remove(struct rpage_attach *a, struct att_mm *m, uint64_t start,
 		   uint64_t end);
+/* The mapping under [lo, hi) went away or moved (UNMAP, REMAP): the
+ * faults still waiting there are woken, as the kernel ends a fault whose
+ * mapping changed under it, and retry against what is mapped now (a fresh
+ * message, or the kernel's own answer). A page asked for still arrives
+ * and is placed where it lives now. */
+void att_pend_wake(struct rpage_attach *a, struct att_mm *m, uint64_t lo,
+		   uint64_t hi);
 void att_on_unmap(struct rpage_attach *a, struct att_mm *m, uint64_t start,
 		  uint64_t end);
 void att_on_remap(struct rpage_attach *a, struct att_mm *m, uint64_t from,

@@ -330,6 +330,7 @@ void att_on_unmap(struct rpage_attach *a, struct att_mm *m, uint64_t start,
 	}
 	rp_dbg("uffd %d: unmap [0x%" PRIx64 ", 0x%" PRIx64 ")", m->uffd, start,
 	       end);
+	att_pend_wake(a, m, lo, hi);
 	att_settle(a, m, seg_drop(m, lo, hi));
 }
 
@@ -346,6 +347,8 @@ void att_on_remap(struct rpage_attach *a, struct att_mm *m, uint64_t from,
 		       to);
 		return;
 	}
+	att_pend_wake(a, m, from, from + len);
+	att_pend_wake(a, m, to, to + len);
 	newly = seg_drop(m, to, to + len);
 	for (unsigned i = 0; i < m->nseg; i++)
 		if (seg_inside(&m->seg[i], from, from + len))
