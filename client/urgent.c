@@ -93,8 +93,10 @@ int att_urgent_init(struct rpage_attach *a, unsigned depth)
 	a->fl = calloc(depth, sizeof(*a->fl));
 	a->flbuf = mmap(NULL, (size_t)depth * a->psize, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	/* every slot's answer, the recovery's result and a failure fit */
-	a->dcap = depth + 4;
+	/* every slot's answer, twice over (answers of a channel that broke
+	 * may still be queued when the new one answers the same slots), the
+	 * recovery's result and a failure fit */
+	a->dcap = 2 * depth + 4;
 	a->dq = calloc(a->dcap, sizeof(*a->dq));
 	a->done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&a->dlock, NULL);
@@ -417,6 +419,8 @@ int att_urgent_process(struct rpage_attach *a, bool *busy)
 		} else if (d.tag == Q_GAVE_UP) {
 			pthread_join(a->rec_thr, NULL);
 			a->rec_started = false;
+			if (d.err == -ECANCELED)
+				return 0; /* asked to stop: not a failure */
 			rp_err("the connection to %s did not come back (%s): giving up on this process's missing pages",
 			       rpage_transport_name(a->src->transport),
 			       strerror(-d.err));
