@@ -45,6 +45,9 @@
 #define STREAMS_TIMEOUT_MS 10000 /* then for every stream */
 #define HANDSHAKE_MS 10000      /* TLS and LIVE_HELLO, one deadline */
 #define MAX_PENDING 16          /* connections in their handshake */
+/* the source's connections lost during pre-copy: how long to wait for
+ * that source (same session, same identity) to come back */
+#define PRECOPY_RESUME_MS 30000
 
 struct rpage_live_dest;
 
@@ -80,6 +83,8 @@ struct rpage_live_dest {
 	unsigned nstreams;
 	int pend_efd;          /* a handshake thread finished */
 	uint64_t session;
+	bool rejoin;           /* taking the source's connections back */
+	char src_identity[256]; /* who the source proved to be */
 	char peer[300];
 	char peer_host[INET6_ADDRSTRLEN];
 	struct rp_bitmap have; /* receivers, then the switchover */
@@ -342,7 +347,7 @@ static int rx_frame(struct rpage_live_dest *d, unsigned idx)
 			d->ended = 0;
 			d->round_pages = 0;
 			d->expect_round++;
-			d->st.rounds = m.round;
+			d->st.rounds++;
 			ret = rp_conn_send_frame(&d->ctl, RP_MSG_LIVE_ROUND_ACK,
 						 0, p, sizeof(p));
 		}
@@ -449,6 +454,11 @@ static int take_ctl(struct rpage_live_dest *d, struct pend *p)
 	if (p->h.role != RP_LIVE_ROLE_CONTROL)
 		return reject(d, &p->c, EPROTO,
 			      "a stream connection before any control connection");
+	if (d->rejoin && (p->h.session != d->session ||
+			  p->h.nstreams != d->nstreams ||
+			  strcmp(p->c.identity, d->src_identity)))
+		return reject(d, &p->c, EPROTO,
+			      "a migration is in progress with another source");
 	ret = hello_reply(d, p);
 	if (ret) {
 		d->rx_err = ret; /* the source proved itself: its refusal counts */
@@ -457,7 +467,11 @@ static int take_ctl(struct rpage_live_dest *d, struct pend *p)
 	rp_conn_move(&d->ctl, &p->c);
 	snprintf(d->peer, sizeof(d->peer), "%s", d->ctl.peer);
 	rp_sock_host(d->ctl.fd, true, d->peer_host, sizeof(d->peer_host));
+	if (d->rejoin)
+		return 0; /* the same source, its streams closed already */
 	d->session = p->h.session;
+	snprintf(d->src_identity, sizeof(d->src_identity), "%s",
+		 d->ctl.identity);
 	d->nstreams = p->h.nstreams;
 	d->strm = calloc(d->nstreams, sizeof(*d->strm));
 	d->rx = calloc(d->nstreams, sizeof(*d->rx));
@@ -499,14 +513,17 @@ static int connect_all(struct rpage_live_dest *d)
 {
 	struct pend *pv[MAX_PENDING];
 	unsigned np = 0, got = 0;
-	uint64_t deadline = rp_now_ns() + ACCEPT_TIMEOUT_MS * 1000000ull;
+	uint64_t deadline = rp_now_ns() +
+			    (d->rejoin ? PRECOPY_RESUME_MS : ACCEPT_TIMEOUT_MS) *
+				    1000000ull;
 	bool have_ctl = false;
 	int ret;
 
 	ret = check_policy(d);
 	if (ret)
 		return ret;
-	d->pend_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->pend_efd < 0)
+		d->pend_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->pend_efd < 0)
 		return -errno;
 	while (!d->rx_err && (!have_ctl || got < d->nstreams)) {
@@ -516,7 +533,10 @@ static int connect_all(struct rpage_live_dest *d)
 		int r;
 
 		if (now >= deadline) {
-			if (!have_ctl)
+			if (!have_ctl && d->rejoin)
+				rp_err("source %s did not come back within %d s",
+				       d->peer, PRECOPY_RESUME_MS / 1000);
+			else if (!have_ctl)
 				rp_err("no source %sconnected within %d s",
 				       d->tls ? "authenticated and " : "",
 				       ACCEPT_TIMEOUT_MS / 1000);
@@ -581,8 +601,9 @@ static int connect_all(struct rpage_live_dest *d)
 	if (!ret && d->rx_err)
 		ret = d->rx_err;
 	pend_reap(d, pv, &np, true, NULL, &ret);
-	close(d->lfd); /* one source per destination */
-	d->lfd = -1;
+	/* one source per destination: the port stays open (nothing is
+	 * accepted meanwhile) only for that source to come back during
+	 * pre-copy, and closes at the switchover */
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < d->nstreams; i++) {
@@ -742,6 +763,10 @@ static int switchover(struct rpage_live_dest *d, const uint8_t *p,
 	int ret;
 
 	stop_rx(d);
+	if (d->lfd >= 0) {
+		close(d->lfd); /* no source may come back from now on */
+		d->lfd = -1;
+	}
 	if (rp_live_switch_decode(p, len, d->npages, &sw, &why))
 		return reject(d, &d->ctl, EPROTO, why);
 	ret = d->rx_err;
@@ -776,6 +801,48 @@ fail:
 	return ret;
 }
 
+/*
+ * The source's connections broke during pre-copy (@err): stop the
+ * receivers, forget the round in progress (the source sends all of it
+ * again: only whole rounds are acknowledged, and a page cut short in the
+ * middle is among those it sends again), and take back connections of the
+ * same session and identity for up to PRECOPY_RESUME_MS. 0 when they are
+ * back.
+ */
+static int rejoin(struct rpage_live_dest *d, int err)
+{
+	uint64_t t0 = rp_now_ns();
+	int ret;
+
+	stop_rx(d);
+	rp_conn_close(&d->ctl);
+	for (unsigned i = 0; i < d->nstreams; i++)
+		rp_conn_close(&d->strm[i]);
+	pthread_mutex_lock(&d->lock);
+	d->switched = false;
+	d->rx_err = 0;
+	d->expect_round = 1; /* the source numbers rounds from 1 again */
+	d->ended = 0;
+	d->round_pages = 0;
+	d->round_t0 = 0;
+	d->st.recovering = 1;
+	pthread_mutex_unlock(&d->lock);
+	rp_warn("source %s lost during pre-copy (%s): waiting up to %d s for it to come back",
+		d->peer, strerror(-err), PRECOPY_RESUME_MS / 1000);
+	d->rejoin = true;
+	ret = connect_all(d);
+	d->rejoin = false;
+	pthread_mutex_lock(&d->lock);
+	d->st.recovering = 0;
+	if (!ret)
+		d->st.reconnects++;
+	pthread_mutex_unlock(&d->lock);
+	if (!ret)
+		rp_info("source %s is back after %.3f s: pre-copy goes on",
+			d->peer, (double)(rp_now_ns() - t0) / 1e9);
+	return ret;
+}
+
 RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
 {
 	uint32_t cap = (uint32_t)RP_MAX(rp_live_switch_size(d->npages),
@@ -802,8 +869,18 @@ RP_EXPORT int rpage_live_dest_run(struct rpage_live_dest *d)
 			break;
 		}
 		if (ret) {
-			if (d->rx_err)
-				ret = d->rx_err;
+			int rxe;
+
+			pthread_mutex_lock(&d->lock);
+			rxe = d->rx_err;
+			pthread_mutex_unlock(&d->lock);
+			/* the link, not a peer breaking the protocol: the
+			 * source may come back */
+			if (rxe != -EPROTO && d->lfd >= 0 &&
+			    !rejoin(d, rxe ? rxe : ret))
+				continue;
+			if (rxe)
+				ret = rxe;
 			snprintf(d->st.why, sizeof(d->st.why),
 				 "source %.100s lost during pre-copy after %u rounds (%s): nothing was resumed here",
 				 d->peer, d->st.rounds, strerror(-ret));

@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"  --sync-wp             synchronous uffd-wp tracking (the fallback)\n"
 		"  --kill-dest-after MS  test: kill the destination during pre-copy\n"
 		"  --cut-postcopy-after MS  test: kill the TCP connections during post-copy\n"
+		"  --cut-precopy-after MS   test: kill them MS ms into pre-copy\n"
 		"  --memfd               source memory is a shared memfd mapping (default anonymous)\n"
 		"  --fill-chunk B --fill-depth N  destination background fill (default 1M x 4)\n"
 		"  --psk-file FILE       both ends authenticate with this key (keys.psk format):\n"
@@ -78,6 +79,7 @@ static int parse(int argc, char **argv, struct mopt *o)
 		{ "sync-wp", no_argument, NULL, 'W' },
 		{ "kill-dest-after", required_argument, NULL, 'K' },
 		{ "cut-postcopy-after", required_argument, NULL, 'C' },
+		{ "cut-precopy-after", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "memfd", no_argument, NULL, 'M' },
 		{ "fill-chunk", required_argument, NULL, 'F' },
@@ -174,6 +176,9 @@ static int parse(int argc, char **argv, struct mopt *o)
 		case 'C':
 			o->cut_postcopy_ms = atoi(optarg);
 			break;
+		case 'c':
+			o->cut_precopy_ms = atoi(optarg);
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -264,6 +269,16 @@ int cmd_migrate(int argc, char **argv)
 		sleep_ns((uint64_t)(o.kill_dest_ms + o.warmup_ms) * 1000000ull);
 		fprintf(stderr, "rpage-bench migrate: killing the destination (test)\n");
 		kill(dp, SIGKILL);
+	}
+	if (o.cut_precopy_ms > 0) {
+		/* pre-copy: the source reconnects and sends the round again */
+		sleep_ns((uint64_t)(o.cut_precopy_ms + o.warmup_ms) * 1000000ull);
+		fprintf(stderr, "rpage-bench migrate: cutting the migration's TCP connections during pre-copy (test)\n");
+		if (o.netns)
+			migrate_netns_cut();
+		else
+			migrate_sh("ss -K -t '( sport = :%d or dport = :%d )' >/dev/null",
+				   port, port);
 	}
 	if (o.cut_postcopy_ms > 0) {
 		/* wait for the switchover, then cut every TCP connection of

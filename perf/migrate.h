@@ -40,6 +40,7 @@ struct mopt {
 	int switch_after_ms;   /* explicit switchover after this much pre-copy */
 	int kill_dest_ms;      /* test: SIGKILL the destination after this */
 	int cut_postcopy_ms;   /* test: kill the TCP connections in post-copy */
+	int cut_precopy_ms;    /* test: kill them during pre-copy */
 	int warmup_ms;
 	bool memfd;            /* source memory backed by a memfd */
 	enum rpage_transport transport; /* post-copy */

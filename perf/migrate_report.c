@@ -134,6 +134,8 @@ void migrate_print_json(const struct mopt *o, const struct mres *r)
 	printf("],");
 	printf("\"workload_steps_per_s\":{\"before\":%.1f,\"precopy\":%.1f,\"postcopy\":%.1f},",
 	       r->rate_before, r->rate_during, r->rate_post);
+	printf("\"precopy_reconnects\":{\"source\":%u,\"dest\":%u},",
+	       r->src.reconnects, r->dst.reconnects);
 	printf("\"source_error\":%d,\"dest_error\":%d,\"dest_why\":", r->src_ret,
 	       r->dst_ret);
 	bench_json_str(stdout, r->dst.why);

@@ -39,6 +39,9 @@
 
 #define BLOCK_PAGES RP_LIVE_MAX_RUN /* stream partition granularity */
 #define HANDSHAKE_MS 10000           /* connect to LIVE_HELLO_ACK */
+/* A connection lost during pre-copy: how long to keep reconnecting to
+ * the destination (which waits as long for us) before giving up */
+#define PRECOPY_RESUME_MS 30000ull
 
 struct rpage_live_source {
 	char *mem;
@@ -51,6 +54,9 @@ struct rpage_live_source {
 	uint64_t session;
 	char peer[300];
 	struct rp_bitmap pending;
+	struct rp_bitmap round_set; /* what the round under way started with */
+	uint32_t round_base; /* rounds done before the connections now up */
+	char host[256], port[32];
 	struct rp_dirty *dirty;
 	struct rpage_server *srv;
 	bool switch_req; /* atomic */
@@ -95,7 +101,9 @@ RP_EXPORT int rpage_live_source_new(void *mem, uint64_t length,
 		s->o.max_rounds = RPAGE_LIVE_MAX_ROUNDS - 1;
 	rp_conn_init(&s->ctl, -1);
 	s->strm = calloc(s->o.streams, sizeof(*s->strm));
-	if (!s->strm || rp_bitmap_init(&s->pending, s->npages)) {
+	if (!s->strm || rp_bitmap_init(&s->pending, s->npages) ||
+	    rp_bitmap_init(&s->round_set, s->npages)) {
+		rp_bitmap_free(&s->pending);
 		free(s->strm);
 		free(s);
 		return -ENOMEM;
@@ -324,6 +332,7 @@ static int run_round(struct rpage_live_source *s, uint32_t round, bool final,
 		     struct rpage_live_round_stats *rs)
 {
 	struct tx_arg *t = calloc(s->o.streams, sizeof(*t));
+	uint32_t wire = round - s->round_base; /* from 1 on each connection */
 	uint64_t t0 = rp_now_ns();
 	uint8_t buf[8 + RP_MAX_ERRMSG];
 	struct rp_live_round ack;
@@ -336,7 +345,7 @@ static int run_round(struct rpage_live_source *s, uint32_t round, bool final,
 	for (unsigned i = 0; i < s->o.streams; i++) {
 		t[i].s = s;
 		t[i].idx = i;
-		t[i].round = round;
+		t[i].round = wire;
 		t[i].final = final;
 		t[i].started = !pthread_create(&t[i].thr, NULL, tx_main, &t[i]);
 		if (!t[i].started)
@@ -359,7 +368,7 @@ static int run_round(struct rpage_live_source *s, uint32_t round, bool final,
 	ret = ctl_expect(s, RP_MSG_LIVE_ROUND_ACK, buf, sizeof(buf), &len);
 	if (!ret && rp_live_round_decode(buf, len, &ack, &why))
 		ret = -EPROTO;
-	if (!ret && ack.round != round) {
+	if (!ret && ack.round != wire) {
 		why = "acknowledged another round";
 		ret = -EPROTO;
 	}
@@ -490,6 +499,73 @@ static void set_all(struct rp_bitmap *b)
 		rp_bit_set(b, i);
 }
 
+static int live_setup_connections(struct rpage_live_source *s,
+				  const char *host, const char *port);
+
+/* Errors of the link, not of the peer's judgement: worth reconnecting. */
+static bool precopy_retryable(const struct rpage_live_source *s, int err)
+{
+	return !s->peer_refused && err != -EPROTO && err != -EACCES &&
+	       err != -ENOMEM && err != -EINVAL && err != -EPERM;
+}
+
+static void close_connections(struct rpage_live_source *s)
+{
+	rp_conn_close(&s->ctl);
+	for (unsigned i = 0; i < s->o.streams; i++)
+		rp_conn_close(&s->strm[i]);
+}
+
+/*
+ * The connections broke (@err) during the pre-copy round after @done
+ * rounds. Whatever that round was to send is pending again (what did
+ * arrive is sent again: the destination acknowledges only whole rounds),
+ * then the connections come back with exponential backoff and jitter for
+ * up to PRECOPY_RESUME_MS; the destination, which waits as long, takes
+ * them as the same session (its token, its identity). 0 when they are
+ * back and the round can be run again.
+ */
+static int precopy_reconnect(struct rpage_live_source *s, uint32_t done,
+			     int err)
+{
+	uint64_t t0 = rp_now_ns(), deadline = t0 + PRECOPY_RESUME_MS * 1000000ull;
+	unsigned delay = 100, attempt = 0, jit;
+	int ret;
+
+	for (uint64_t i = 0; i < (s->npages + 63) / 64; i++)
+		__atomic_fetch_or(&s->pending.w[i], s->round_set.w[i],
+				  __ATOMIC_ACQ_REL);
+	rp_warn("pre-copy round %u to %s broke (%s): reconnecting; the round will be sent again",
+		done + 1, s->peer, strerror(-err));
+	pthread_mutex_lock(&s->slock);
+	s->st.recovering = 1;
+	pthread_mutex_unlock(&s->slock);
+	for (;;) {
+		attempt++;
+		close_connections(s);
+		ret = live_setup_connections(s, s->host, s->port);
+		if (!ret || !precopy_retryable(s, ret) || rp_now_ns() >= deadline)
+			break;
+		if (getrandom(&jit, sizeof(jit), GRND_NONBLOCK) != sizeof(jit))
+			jit = (unsigned)rp_now_ns();
+		usleep((delay / 2 + jit % (delay / 2 + 1)) * 1000u);
+		delay = RP_MIN(delay * 2, 5000u);
+	}
+	pthread_mutex_lock(&s->slock);
+	s->st.recovering = 0;
+	if (!ret)
+		s->st.reconnects++;
+	pthread_mutex_unlock(&s->slock);
+	if (ret) {
+		close_connections(s);
+		return ret;
+	}
+	s->round_base = done;
+	rp_info("reconnected to %s after %.3f s (attempt %u): pre-copy goes on with round %u again",
+		s->peer, (double)(rp_now_ns() - t0) / 1e9, attempt, done + 1);
+	return 0;
+}
+
 static int precopy(struct rpage_live_source *s, enum rpage_live_reason *reason)
 {
 	uint64_t prev = s->npages, remaining;
@@ -510,7 +586,15 @@ static int precopy(struct rpage_live_source *s, enum rpage_live_reason *reason)
 		int64_t n;
 
 		round++;
+		memcpy(s->round_set.w, s->pending.w, (s->npages + 63) / 64 * 8);
 		ret = run_round(s, round, false, &rs);
+		if (ret && precopy_retryable(s, ret)) {
+			ret = precopy_reconnect(s, round - 1, ret);
+			if (!ret) {
+				round--;
+				continue;
+			}
+		}
 		if (ret)
 			return ret;
 		c0 = rp_now_ns();
@@ -822,6 +906,8 @@ RP_EXPORT int rpage_live_source_migrate(struct rpage_live_source *s,
 	int ret;
 
 	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, port);
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	snprintf(s->port, sizeof(s->port), "%s", port);
 	if (getrandom(&s->session, sizeof(s->session), 0) != sizeof(s->session))
 		return -EIO;
 	s->session |= 1;
@@ -859,6 +945,7 @@ RP_EXPORT void rpage_live_source_free(struct rpage_live_source *s)
 		rp_conn_close(&s->strm[i]);
 	free(s->strm);
 	rp_bitmap_free(&s->pending);
+	rp_bitmap_free(&s->round_set);
 	pthread_mutex_destroy(&s->slock);
 	free(s);
 }

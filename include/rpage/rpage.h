@@ -530,6 +530,8 @@ struct rpage_live_stats {
 	uint32_t recovering;     /* a connection broke: waiting for the other
 				  * side to come back (source: in post-copy,
 				  * the page server keeps serving) */
+	uint32_t reconnects;     /* pre-copy: times the connections broke and
+				  * came back (the round was sent again) */
 	uint64_t precopy_ns, downtime_ns, postcopy_ns, total_ns;
 	/* destination only: the post-copy fault handler's figures */
 	struct rpage_stats post;
