@@ -923,19 +923,10 @@ static void take_hist(struct rpage_live_dest *d, struct rpage_live_stats *st)
 		free(h);
 		return;
 	}
+	_Static_assert(RPAGE_LIVE_HIST_BUCKETS == RP_HIST_US2,
+		       "fault_hist has the histogram's power-of-two buckets");
 	rp_attach_get_hist(d->att, h);
-	memset(st->fault_hist, 0, sizeof(st->fault_hist));
-	for (unsigned b = 0; b < RP_HIST_BUCKETS; b++) {
-		uint64_t us = rp_hist_bucket_high(b) / 1000, i = 0;
-
-		if (!h->b[b])
-			continue;
-		while (us >= 2 && i < RPAGE_LIVE_HIST_BUCKETS - 1) {
-			us >>= 1;
-			i++;
-		}
-		st->fault_hist[i] += h->b[b];
-	}
+	memcpy(st->fault_hist, h->us2, sizeof(st->fault_hist));
 	free(h);
 }
 

@@ -35,15 +35,38 @@ uint64_t rp_hist_bucket_high(unsigned idx)
 	return (1ull << lg) + ((uint64_t)(sub + 1) << (lg - RP_HIST_SUB)) - 1;
 }
 
+unsigned rp_hist_us2_bucket(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned i = us ? 63u - (unsigned)__builtin_clzll(us) : 0;
+
+	return i < RP_HIST_US2 ? i : RP_HIST_US2 - 1;
+}
+
 void rp_hist_add(struct rp_hist *h, uint64_t v)
 {
 	h->b[rp_hist_bucket(v)]++;
+	h->us2[rp_hist_us2_bucket(v)]++;
 	h->count++;
 	h->sum += v;
 	if (v < h->min)
 		h->min = v;
 	if (v > h->max)
 		h->max = v;
+}
+
+void rp_hist_merge(struct rp_hist *dst, const struct rp_hist *src)
+{
+	for (unsigned i = 0; i < RP_HIST_BUCKETS; i++)
+		dst->b[i] += src->b[i];
+	for (unsigned i = 0; i < RP_HIST_US2; i++)
+		dst->us2[i] += src->us2[i];
+	dst->count += src->count;
+	dst->sum += src->sum;
+	if (src->count && src->min < dst->min)
+		dst->min = src->min;
+	if (src->max > dst->max)
+		dst->max = src->max;
 }
 
 uint64_t rp_hist_quantile(const struct rp_hist *h, double q)

@@ -108,14 +108,7 @@ static void *random_phase(void *arg)
 		check_page(g, pg);
 	}
 	pthread_mutex_lock(&g->hlock);
-	for (unsigned b = 0; b < RP_HIST_BUCKETS; b++)
-		g->hist.b[b] += local.b[b];
-	g->hist.count += local.count;
-	g->hist.sum += local.sum;
-	if (local.count && local.min < g->hist.min)
-		g->hist.min = local.min;
-	if (local.max > g->hist.max)
-		g->hist.max = local.max;
+	rp_hist_merge(&g->hist, &local);
 	pthread_mutex_unlock(&g->hlock);
 	return NULL;
 }

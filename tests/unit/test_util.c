@@ -76,6 +76,36 @@ static void t_hist_precision(void)
 	free(v);
 }
 
+/* The power-of-two microsecond buckets: QEMU's postcopy-latency-dist
+ * puts a fault of u whole microseconds in bucket floor(log2(u)). */
+static void t_hist_us2(void)
+{
+	static const struct { uint64_t ns; unsigned b; } c[] = {
+		{ 0, 0 }, { 999, 0 }, { 1000, 0 }, { 1999, 0 }, { 2000, 1 },
+		{ 3999, 1 }, { 4000, 2 }, { 255999, 7 }, { 256000, 8 },
+		{ 511999, 8 }, { 512000, 9 }, { 4194303999ull, 21 },
+		{ 4194304000ull, 22 }, { 8388608000ull, 23 }, { UINT64_MAX, 23 },
+	};
+	struct rp_hist a, b;
+	uint64_t n = 0;
+
+	rp_hist_init(&a);
+	rp_hist_init(&b);
+	for (unsigned i = 0; i < RP_ARRAY_SIZE(c); i++) {
+		CU_ASSERT_EQUAL(rp_hist_us2_bucket(c[i].ns), c[i].b);
+		rp_hist_add(i & 1 ? &a : &b, c[i].ns);
+	}
+	rp_hist_merge(&a, &b);
+	CU_ASSERT_EQUAL(a.count, RP_ARRAY_SIZE(c));
+	for (unsigned i = 0; i < RP_HIST_US2; i++)
+		n += a.us2[i];
+	CU_ASSERT_EQUAL(n, a.count);
+	CU_ASSERT_EQUAL(a.us2[0], 4);
+	CU_ASSERT_EQUAL(a.us2[23], 2);
+	CU_ASSERT_EQUAL(a.min, 0);
+	CU_ASSERT_EQUAL(a.max, UINT64_MAX);
+}
+
 static void t_hostport(void)
 {
 	char h[64], p[16];
@@ -102,6 +132,7 @@ int register_util_tests(void)
 	ADD(s, t_bitmap);
 	ADD(s, t_hist_exact_small);
 	ADD(s, t_hist_precision);
+	ADD(s, t_hist_us2);
 	ADD(s, t_hostport);
 	return 0;
 }
