@@ -60,6 +60,7 @@ CUNIT ?= $(shell test -e /usr/include/CUnit/CUnit.h && echo 1 || echo 0)
 
 LIB_SRC := common/util.c common/proto.c common/bitmap.c common/hist.c \
 	common/uffd.c common/net.c common/conn.c common/tls.c \
+	common/metrics.c common/metrics_http.c \
 	server/server.c \
 	client/source.c client/transport_tcp.c client/transport_local.c \
 	client/attach.c client/place.c client/urgent.c client/fc.c client/fetch.c

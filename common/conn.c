@@ -47,6 +47,14 @@ void rp_conn_close(struct rp_conn *c)
 	c->ktls_rx = c->ktls_tx = false;
 }
 
+void rp_conn_close_write(struct rp_conn *c)
+{
+	if (c->mode == RP_CONN_TLS && c->session && !c->ktls_tx)
+		gnutls_bye(c->session, GNUTLS_SHUT_WR);
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_WR);
+}
+
 void rp_conn_shutdown(struct rp_conn *c)
 {
 	if (c->fd >= 0)

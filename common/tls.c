@@ -473,6 +473,11 @@ RP_EXPORT void rpage_tls_free(struct rpage_tls *t)
 	free(t);
 }
 
+bool rp_tls_is_x509(const struct rpage_tls *t)
+{
+	return t && t->kind == TLS_X509;
+}
+
 RP_EXPORT const char *rpage_tls_identity(const struct rpage_tls *t)
 {
 	return t ? t->identity : "";

@@ -94,6 +94,9 @@ void rp_conn_init(struct rp_conn *c, int fd);
 void rp_conn_move(struct rp_conn *dst, struct rp_conn *src);
 /* Closes the descriptor and frees the TLS state; @c may be reused. */
 void rp_conn_close(struct rp_conn *c);
+/* Sends nothing more on @c: a TLS close_notify where the records are in
+ * user space (best effort, never waits), then the TCP FIN. */
+void rp_conn_close_write(struct rp_conn *c);
 /* Makes every blocked read or write on @c return (any thread). */
 void rp_conn_shutdown(struct rp_conn *c);
 /*
@@ -143,6 +146,8 @@ static inline bool rp_tls_on(const struct rpage_tls *tls)
 {
 	return tls != NULL;
 }
+/* Are @tls X.509 credentials (not a pre-shared key, not NULL)? */
+bool rp_tls_is_x509(const struct rpage_tls *tls);
 /* The identity this end presents ("" for none). */
 const char *rp_tls_own_identity(const struct rpage_tls *tls);
 
