@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* rpage-server: the source daemon. */
+/*
+ * rpage-server: the source daemon.
+ *
+ * Threads: the main thread sets up and then waits for SIGTERM/SIGINT; the
+ * library's threads serve (server/server.c); with --metrics, the
+ * endpoint's thread ("rpage/metrics", common/metrics_http.c) renders
+ * snapshots of the server's counters on each scrape.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -10,8 +17,10 @@
 #include <unistd.h>
 
 #include "rpage/rpage.h"
+#include "../common/metrics.h"
 #include "../common/net.h"
 #include "../common/tls.h"
+#include "server_int.h"
 
 static void usage(FILE *f)
 {
@@ -52,6 +61,10 @@ static void usage(FILE *f)
 		"                           clients learn it over TCP). Without a usable\n"
 		"                           RDMA device the server serves TCP only.\n"
 		"      --no-rdma            do not listen for RDMA\n"
+		"      --metrics HOST:PORT  serve metrics (OpenMetrics/Prometheus) at\n"
+		"                           /metrics; :PORT is loopback. Beyond loopback\n"
+		"                           only with X.509 credentials, as HTTPS that\n"
+		"                           takes client certificates the CA signed\n"
 		"  -v, --verbose            debug logging\n"
 		"  -q, --quiet              errors only\n"
 		"  -h, --help\n");
@@ -109,10 +122,97 @@ static int apply_allow(struct rpage_server *srv, char *spec)
 	return 0;
 }
 
+/* ---- metrics (docs/metrics.md) ---- */
+
+static const struct rp_mfam m_accepted = {
+	"rpage_server_connections_accepted", RP_M_COUNTER, NULL,
+	"TCP connections accepted within the connection caps"
+};
+static const struct rp_mfam m_open = {
+	"rpage_server_connections_open", RP_M_GAUGE, NULL,
+	"TCP connections open"
+};
+static const struct rp_mfam m_refused = {
+	"rpage_server_connections_refused", RP_M_COUNTER, NULL,
+	"Connections refused, or closed for what they sent, by reason"
+};
+static const struct rp_mfam m_sessions = {
+	"rpage_server_sessions_active", RP_M_GAUGE, NULL,
+	"Client sessions with their control connection open"
+};
+static const struct rp_mfam m_parked = {
+	"rpage_server_sessions_parked", RP_M_GAUGE, NULL,
+	"Sessions whose control connection broke, resumable for the grace period"
+};
+static const struct rp_mfam m_rdma = {
+	"rpage_server_rdma_connections_open", RP_M_GAUGE, NULL,
+	"RDMA connections open (their reads take no server CPU and are not counted below)"
+};
+static const struct rp_mfam m_completions = {
+	"rpage_server_completions", RP_M_COUNTER, NULL,
+	"Clients that reported every page of a region arrived"
+};
+static const struct rp_mfam m_requests = {
+	"rpage_server_page_requests", RP_M_COUNTER, NULL,
+	"Page requests served over TCP, by region"
+};
+static const struct rp_mfam m_bytes = {
+	"rpage_server_sent_bytes", RP_M_COUNTER, "bytes",
+	"Page bytes sent over TCP, by region"
+};
+static const struct rp_mfam m_size = {
+	"rpage_server_region_size_bytes", RP_M_GAUGE, "bytes",
+	"Size of each region served"
+};
+
+static int render_metrics(struct rp_mout *o, void *arg)
+{
+	struct rpage_server *srv = arg;
+	struct srv_metrics m;
+	int ret = srv_get_metrics(srv, &m);
+
+	if (ret)
+		return ret;
+	rp_m_family(o, &m_accepted);
+	rp_m_u64(o, NULL, 0, m.st.connections);
+	rp_m_family(o, &m_open);
+	rp_m_u64(o, NULL, 0, m.st.active);
+	rp_m_family(o, &m_refused);
+	for (unsigned i = 0; i < SRV_REFUSE_N; i++) {
+		struct rp_label l = { "reason", srv_refusal_name(i) };
+
+		rp_m_u64(o, &l, 1, m.refused[i]);
+	}
+	rp_m_family(o, &m_sessions);
+	rp_m_u64(o, NULL, 0, m.sessions_active);
+	rp_m_family(o, &m_parked);
+	rp_m_u64(o, NULL, 0, m.sessions_parked);
+	rp_m_family(o, &m_rdma);
+	rp_m_u64(o, NULL, 0, m.rdma_conns);
+	rp_m_family(o, &m_completions);
+	rp_m_u64(o, NULL, 0, m.st.completions);
+	/* one family at a time: each walks the regions */
+	for (int f = 0; f < 3; f++) {
+		rp_m_family(o, f == 0 ? &m_requests : f == 1 ? &m_bytes : &m_size);
+		for (unsigned i = 0; i < m.nregions; i++) {
+			uint64_t len, rq, by;
+			const char *name;
+			struct rp_label l;
+
+			if (srv_region_metrics(srv, i, &name, &len, &rq, &by))
+				continue;
+			l = (struct rp_label){ "region", name };
+			rp_m_u64(o, &l, 1, f == 0 ? rq : f == 1 ? by : len);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_RDMA_PORT = 256, O_NO_RDMA, O_ALLOW, O_GEN, O_IDENT,
-	       O_MAXC, O_MAXP, O_HS, O_IDLE, O_MAXR, O_MAXRS, O_GRACE };
+	       O_MAXC, O_MAXP, O_HS, O_IDLE, O_MAXR, O_MAXRS, O_GRACE,
+	       O_METRICS };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "region", required_argument, NULL, 'r' },
@@ -129,6 +229,7 @@ int main(int argc, char **argv)
 		{ "resume-grace", required_argument, NULL, O_GRACE },
 		{ "max-rdma", required_argument, NULL, O_MAXR },
 		{ "max-rdma-per-session", required_argument, NULL, O_MAXRS },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -139,7 +240,8 @@ int main(int argc, char **argv)
 	struct rpage_server_stats st;
 	struct signalfd_siginfo si;
 	const char *listen = NULL, *rdma_port = NULL, *gen = NULL;
-	const char *ident = NULL;
+	const char *ident = NULL, *metrics = NULL;
+	struct rp_metrics_srv *msrv = NULL;
 	struct rpage_tls_opts to = { 0 };
 	struct rpage_server_limits lim = { 0 };
 	int c, ret, sfd, nreg = 0, no_rdma = 0, insecure = 0;
@@ -193,6 +295,9 @@ int main(int argc, char **argv)
 			break;
 		case O_IDENT:
 			ident = optarg;
+			break;
+		case O_METRICS:
+			metrics = optarg;
 			break;
 		case O_MAXC:
 		case O_MAXP:
@@ -307,9 +412,25 @@ int main(int argc, char **argv)
 					      : strerror(-ret));
 		}
 	}
+	if (metrics) {
+		struct rp_metrics_opts mo = {
+			.prefix = "rpage_server",
+			.addr = metrics, .tls = g_tls,
+			.render = render_metrics, .arg = srv,
+		};
+
+		ret = rp_metrics_start(&mo, &msrv);
+		if (ret) {
+			fprintf(stderr, "rpage-server: cannot serve metrics on %s: %s\n",
+				metrics, strerror(-ret));
+			return finish(srv, 1);
+		}
+		printf("rpage-server: metrics at %s\n", rp_metrics_url(msrv));
+	}
 	ret = rpage_server_start(srv);
 	if (ret) {
 		fprintf(stderr, "rpage-server: cannot start: %s\n", strerror(-ret));
+		rp_metrics_stop(msrv);
 		return finish(srv, 1);
 	}
 	if (g_tls)
@@ -325,6 +446,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	while (read(sfd, &si, sizeof(si)) < 0 && errno == EINTR)
 		;
+	rp_metrics_stop(msrv);
 	rpage_server_get_stats(srv, &st);
 	rpage_server_free(srv);
 	rpage_tls_free(g_tls);

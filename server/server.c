@@ -91,6 +91,7 @@ struct rpage_server {
 	pthread_mutex_t lock; /* conns list */
 	struct srv_conn *conns;
 	struct rpage_server_stats st; /* updated with atomics */
+	uint64_t refused[SRV_REFUSE_N]; /* atomics */
 	struct srv_rdma *rdma; /* RDMA listener, NULL without (server_rdma.c) */
 	const struct rpage_tls *tls; /* NULL: plain TCP */
 	bool insecure;        /* plain TCP beyond loopback was asked for */
@@ -401,6 +402,29 @@ static void stat_add(uint64_t *v, uint64_t n)
 	__atomic_fetch_add(v, n, __ATOMIC_RELAXED);
 }
 
+const char *srv_refusal_name(enum srv_refusal r)
+{
+	static const char *const names[SRV_REFUSE_N] = {
+		[SRV_REFUSE_MAX_CONNS] = "max_conns",
+		[SRV_REFUSE_MAX_PER_PEER] = "max_conns_per_peer",
+		[SRV_REFUSE_TLS] = "tls",
+		[SRV_REFUSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+		[SRV_REFUSE_NOT_ALLOWED] = "not_allowed",
+		[SRV_REFUSE_NO_SESSION] = "no_session",
+		[SRV_REFUSE_VERSION] = "version",
+		[SRV_REFUSE_BAD_INPUT] = "bad_input",
+		[SRV_REFUSE_RDMA] = "rdma",
+	};
+
+	return (unsigned)r < SRV_REFUSE_N ? names[r] : "?";
+}
+
+void srv_refused(struct rpage_server *s, enum srv_refusal r)
+{
+	if (s && (unsigned)r < SRV_REFUSE_N)
+		stat_add(&s->refused[r], 1);
+}
+
 static int send_error(struct srv_conn *c, int code, const char *msg)
 {
 	uint8_t buf[8 + RP_MAX_ERRMSG];
@@ -414,6 +438,10 @@ static int reject(struct srv_conn *c, int code, const char *why)
 {
 	rp_warn("client %s: %s: closing the connection", c->conn.peer, why);
 	stat_add(&c->srv->st.rejected, 1);
+	srv_refused(c->srv, code == EACCES ? SRV_REFUSE_NOT_ALLOWED
+			  : code == ENOTCONN ? SRV_REFUSE_NO_SESSION
+			  : code == EPROTONOSUPPORT ? SRV_REFUSE_VERSION
+						    : SRV_REFUSE_BAD_INPUT);
 	send_error(c, code, why);
 	return -EPROTO;
 }
@@ -690,6 +718,8 @@ static int send_pages(struct srv_conn *c, uint64_t tag, unsigned region,
 		return ret;
 	stat_add(&c->srv->st.page_requests, 1);
 	stat_add(&c->srv->st.bytes_sent, rq->len);
+	stat_add(&r->requests, 1);
+	stat_add(&r->bytes, rq->len);
 	return 0;
 }
 
@@ -708,6 +738,8 @@ static int handshake(struct srv_conn *c)
 		ret = rp_tls_server(&c->conn, s->tls);
 		if (ret) {
 			stat_add(&s->st.rejected, 1);
+			srv_refused(s, ret == -ETIMEDOUT ? SRV_REFUSE_HANDSHAKE_TIMEOUT
+							 : SRV_REFUSE_TLS);
 			return ret == -ETIMEDOUT ? ret : -EPROTO;
 		}
 		if (!__atomic_exchange_n(&s->tls_logged, true, __ATOMIC_RELAXED))
@@ -718,6 +750,7 @@ static int handshake(struct srv_conn *c)
 		rp_warn("client %s: no HELLO within %u ms of connecting: closing the connection",
 			c->conn.peer, s->lim.handshake_ms);
 		stat_add(&s->st.rejected, 1);
+		srv_refused(s, SRV_REFUSE_HANDSHAKE_TIMEOUT);
 	}
 	if (ret)
 		return ret;
@@ -917,6 +950,7 @@ static void admit(struct rpage_server *s, int fd)
 	    s->lim.max_conns) {
 		rp_warn("client %s: refused: %u connections are open already",
 			ip, s->lim.max_conns);
+		srv_refused(s, SRV_REFUSE_MAX_CONNS);
 		close(fd);
 		return;
 	}
@@ -936,6 +970,7 @@ static void admit(struct rpage_server *s, int fd)
 		pthread_mutex_unlock(&s->lock);
 		rp_warn("client %s: refused: %u connections from this address are open already",
 			c->conn.peer, s->lim.max_conns_per_peer);
+		srv_refused(s, SRV_REFUSE_MAX_PER_PEER);
 		rp_conn_close(&c->conn);
 		free(c);
 		return;
@@ -1102,5 +1137,38 @@ RP_EXPORT int rpage_server_get_stats(struct rpage_server *srv,
 		__atomic_load_n(&srv->st.page_requests, __ATOMIC_RELAXED);
 	st->bytes_sent = __atomic_load_n(&srv->st.bytes_sent, __ATOMIC_RELAXED);
 	st->completions = __atomic_load_n(&srv->st.completions, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int srv_get_metrics(struct rpage_server *srv, struct srv_metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	rpage_server_get_stats(srv, &m->st);
+	for (unsigned i = 0; i < SRV_REFUSE_N; i++)
+		m->refused[i] = __atomic_load_n(&srv->refused[i], __ATOMIC_RELAXED);
+	pthread_mutex_lock(&srv->lock);
+	for (struct srv_conn *c = srv->conns; c; c = c->next)
+		m->sessions_active += !c->done && c->role == RP_ROLE_CONTROL &&
+				      c->session;
+	parked_find(srv, 0, ""); /* drops the expired */
+	m->sessions_parked = srv->nparked;
+	pthread_mutex_unlock(&srv->lock);
+	m->rdma_conns = srv_rdma_conns(srv->rdma);
+	m->nregions = srv->nregions;
+	return 0;
+}
+
+int srv_region_metrics(struct rpage_server *srv, unsigned i, const char **name,
+		       uint64_t *length, uint64_t *requests, uint64_t *bytes)
+{
+	const struct srv_region *r;
+
+	if (i >= srv->nregions)
+		return -ENOENT;
+	r = &srv->regions[i];
+	*name = r->name;
+	*length = r->length;
+	*requests = __atomic_load_n(&r->requests, __ATOMIC_RELAXED);
+	*bytes = __atomic_load_n(&r->bytes, __ATOMIC_RELAXED);
 	return 0;
 }

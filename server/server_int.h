@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rpage/rpage.h"
+
 struct srv_region {
 	char name[256];
 	int fd;
@@ -14,6 +16,7 @@ struct srv_region {
 	void *map;          /* read-only MAP_SHARED view of the whole region */
 	bool use_sendfile;  /* cleared when the file cannot be spliced */
 	uint64_t identity;  /* what it holds (struct rp_region_desc) */
+	uint64_t requests, bytes; /* served over TCP (atomics) */
 };
 
 struct rpage_server;
@@ -30,6 +33,38 @@ struct srv_view {
 /* server.c: is @session the token of a control connection still open? */
 bool srv_session_live(struct rpage_server *s, uint64_t session);
 
+/* Why a connection was refused or closed early, for the metrics
+ * (srv_refusal_name gives the label value). */
+enum srv_refusal {
+	SRV_REFUSE_MAX_CONNS,     /* --max-conns reached */
+	SRV_REFUSE_MAX_PER_PEER,  /* --max-conns-per-peer reached */
+	SRV_REFUSE_TLS,           /* TLS handshake failed, or no TLS */
+	SRV_REFUSE_HANDSHAKE_TIMEOUT, /* no HELLO within the deadline */
+	SRV_REFUSE_NOT_ALLOWED,   /* the identity may read nothing */
+	SRV_REFUSE_NO_SESSION,    /* a data connection of no live session */
+	SRV_REFUSE_VERSION,       /* no protocol version in common */
+	SRV_REFUSE_BAD_INPUT,     /* a malformed or unexpected message */
+	SRV_REFUSE_RDMA,          /* an RDMA connection or ticket refused */
+	SRV_REFUSE_N
+};
+const char *srv_refusal_name(enum srv_refusal r);
+void srv_refused(struct rpage_server *s, enum srv_refusal r);
+
+/* A snapshot for rpage-server's metrics endpoint (server/main.c). */
+struct srv_metrics {
+	struct rpage_server_stats st;
+	uint64_t refused[SRV_REFUSE_N];
+	unsigned sessions_active;  /* control connections open */
+	unsigned sessions_parked;  /* broken, resumable for the grace period */
+	unsigned rdma_conns;       /* RDMA connections open */
+	unsigned nregions;
+};
+int srv_get_metrics(struct rpage_server *s, struct srv_metrics *m);
+/* Region @i (< nregions): its name (borrowed), length, and the page
+ * requests and bytes served of it. 0 or -ENOENT. */
+int srv_region_metrics(struct rpage_server *s, unsigned i, const char **name,
+		       uint64_t *length, uint64_t *requests, uint64_t *bytes);
+
 /*
  * server_rdma.c: the RDMA side of the server (stubs returning
  * -EPROTONOSUPPORT when built without RDMA). The regions array is
@@ -44,6 +79,8 @@ int srv_rdma_start(struct srv_rdma *r);
 /* Stops the CM thread and ends every RDMA connection. */
 void srv_rdma_stop(struct srv_rdma *r);
 void srv_rdma_free(struct srv_rdma *r);
+/* RDMA connections open now (0 without RDMA). */
+unsigned srv_rdma_conns(struct srv_rdma *r);
 /* Caps on RDMA connections (rpage_server_limits). */
 void srv_rdma_set_limits(struct srv_rdma *r, unsigned total,
 			 unsigned per_session);

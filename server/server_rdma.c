@@ -446,8 +446,10 @@ static void id_peer(struct rdma_cm_id *id, char *buf, size_t len)
 	snprintf(buf, len, "%s:%s", h, p);
 }
 
-static void reject_id(struct rdma_cm_id *id, const char *peer, const char *why)
+static void reject_id(struct srv_rdma *r, struct rdma_cm_id *id,
+		      const char *peer, const char *why)
 {
+	srv_refused(r->srv, SRV_REFUSE_RDMA);
 	rp_warn("RDMA connection from %s refused: %s", peer, why);
 	rdma_reject(id, NULL, 0);
 }
@@ -491,12 +493,12 @@ static bool on_connect(struct srv_rdma *r, struct rdma_cm_event *ev)
 	id_peer(id, peer, sizeof(peer));
 	if (rp_rdma_conn_decode(ev->param.conn.private_data,
 				ev->param.conn.private_data_len, &cr, &why)) {
-		reject_id(id, peer, why);
+		reject_id(r, id, peer, why);
 		return false;
 	}
 	rid = calloc(1, sizeof(*rid));
 	if (!rid) {
-		reject_id(id, peer, "out of memory");
+		reject_id(r, id, peer, "out of memory");
 		return false;
 	}
 	pthread_mutex_lock(&r->lock);
@@ -514,7 +516,7 @@ static bool on_connect(struct srv_rdma *r, struct rdma_cm_event *ev)
 	if (why) {
 		pthread_mutex_unlock(&r->lock);
 		free(rid);
-		reject_id(id, peer, why);
+		reject_id(r, id, peer, why);
 		return false;
 	}
 	if (!s->pd) {
@@ -769,6 +771,18 @@ void srv_rdma_set_limits(struct srv_rdma *r, unsigned total,
 	r->max_per_session = per_session;
 }
 
+unsigned srv_rdma_conns(struct srv_rdma *r)
+{
+	unsigned n;
+
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	n = r->nconns;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
 void srv_rdma_stop(struct srv_rdma *r)
 {
 	if (!r)
@@ -911,6 +925,7 @@ static int ctl_ticket(struct srv_rdma *r, uint64_t session,
 		snprintf(msg, sizeof(msg), "no more RDMA connections: %u %s",
 			 mine ? r->max_per_session : r->max_total,
 			 mine ? "per session" : "in all");
+		srv_refused(r->srv, SRV_REFUSE_RDMA);
 		rp_warn("RDMA: session %016llx: ticket refused: %s",
 			(unsigned long long)session, msg);
 		n = rp_error_encode(b, EBUSY, msg);
@@ -1104,6 +1119,12 @@ void srv_rdma_set_limits(struct srv_rdma *r, unsigned total,
 			 unsigned per_session)
 {
 	(void)r, (void)total, (void)per_session;
+}
+
+unsigned srv_rdma_conns(struct srv_rdma *r)
+{
+	(void)r;
+	return 0;
 }
 
 int srv_rdma_ctl(struct srv_rdma *r, uint64_t session,
