@@ -19,6 +19,13 @@
  * eventfd when done; the main thread then joins it. A guest record is
  * owned by the main thread except for the fields that attach thread
  * writes before it signals (att, attach_ret).
+ *
+ * With --metrics, the endpoint's thread ("rpage/metrics") takes a
+ * snapshot on each scrape: under `mlock` it reads the guest list and each
+ * served process's statistics through the library's calls (which hold the
+ * process's statistics lock only to copy), then renders without it. The
+ * main thread takes `mlock` only to change the list, a process's metric
+ * slot, and the totals of processes that have gone.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,14 +45,20 @@
 #include <unistd.h>
 
 #include "rpage/rpage.h"
+#include "../common/hist.h"
+#include "../common/metrics.h"
 #include "../common/net.h"
 #include "../common/rp.h"
 #include "../common/tls.h"
+#include "live_int.h"
 
 #define MAX_GUESTS 256
 #define MAX_PENDING 32          /* connections still in their handshake */
 #define HANDSHAKE_MS 5000       /* default handshake deadline */
 #define MAX_IDS 32              /* --allow-uid / --allow-gid entries */
+/* Processes with metric series of their own (label pid); the others
+ * share the series pid="other" (docs/metrics.md). */
+#define METRICS_PIDS 16
 
 enum guest_state { G_HANDSHAKE, G_ATTACHING, G_SERVING };
 
@@ -72,7 +85,31 @@ struct guest {
 	bool accepted;              /* its handshake was accepted */
 	uint64_t last_bytes, last_faults;
 	char name[48];
+	int mslot;                  /* its metric series (-1: pid="other") */
+	bool mvisible;              /* served: the metrics read it (mlock) */
 };
+
+/* What the metrics show of one process, or of several summed. */
+struct mproc {
+	struct rpage_stats st;
+	uint64_t us2[RP_HIST_US2];  /* fault latency, QEMU's buckets */
+	uint64_t lat_sum_ns;
+	unsigned nstate[5];         /* processes by enum rpage_attach_state */
+	bool gauges;                /* it has live (or final) gauges */
+};
+
+/* A process's own series, kept after it has gone (state "gone", its
+ * final figures) until its slot is needed by another. */
+struct mslot {
+	bool used, live;
+	pid_t pid;
+	uint64_t gone_ns;
+	struct mproc final;
+};
+
+/* Why a process was not served (processes_refused_total{reason}). */
+enum { REF_NOT_ALLOWED, REF_TOO_MANY, REF_HANDSHAKE, REF_HANDSHAKE_TIMEOUT,
+       REF_N };
 
 struct client {
 	struct rpage_source *src;
@@ -97,6 +134,12 @@ struct client {
 	 * pidfd says they have exited */
 	struct { int uffd, pidfd; } held[MAX_GUESTS];
 	unsigned nheld;
+	/* metrics (see the top of this file) */
+	pthread_mutex_t mlock;
+	struct mslot slots[METRICS_PIDS];
+	struct mproc other_gone;    /* counters of pid="other" processes gone */
+	bool other_used;            /* a process has been pid="other" */
+	uint64_t refused[REF_N];    /* atomics */
 };
 
 static void usage(FILE *f)
@@ -132,6 +175,10 @@ static void usage(FILE *f)
 		"      --handshake-timeout MS  a process must hand over its userfaultfd\n"
 		"                           within MS of connecting (default 5000)\n"
 		"      --stats-json FILE    append one JSON object per process (complete, gone)\n"
+		"      --metrics HOST:PORT  serve metrics (OpenMetrics/Prometheus) at\n"
+		"                           /metrics; :PORT is loopback. Beyond loopback\n"
+		"                           only with X.509 credentials, as HTTPS that\n"
+		"                           takes client certificates --tls-ca signed\n"
 		"      --progress           live progress (default when stderr is a terminal)\n"
 		"      --no-progress\n"
 		"      --once               exit after the first process has gone\n"
@@ -146,6 +193,348 @@ static void usage(FILE *f)
 		"                           or wait: keep it blocked and keep reconnecting\n"
 		"                           for ever (--resume-timeout does not apply)\n"
 		"  -v, --verbose / -q, --quiet\n");
+}
+
+/* ---- metrics (docs/metrics.md) ---- */
+
+static void count_refused(struct client *c, unsigned why)
+{
+	__atomic_fetch_add(&c->refused[why], 1, __ATOMIC_RELAXED);
+}
+
+/* Adds one process's figures to @m: the counters always, the gauges
+ * (pages, state) only with @gauges (a live process, or a gone one's own
+ * series). */
+static void mproc_add(struct mproc *m, const struct rpage_stats *st,
+		      const struct rp_hist *h, bool gauges)
+{
+	m->st.faults += st->faults;
+	m->st.faults_waited += st->faults_waited;
+	m->st.pages_by_fault += st->pages_by_fault;
+	m->st.pages_by_fill += st->pages_by_fill;
+	m->st.pages_zeroed += st->pages_zeroed;
+	m->st.bytes_fault += st->bytes_fault;
+	m->st.bytes_fill += st->bytes_fill;
+	m->st.blocked_ns += st->blocked_ns;
+	m->st.reconnects += st->reconnects;
+	m->st.recovering_ns += st->recovering_ns;
+	for (unsigned i = 0; i < RP_HIST_US2; i++)
+		m->us2[i] += h->us2[i];
+	m->lat_sum_ns += h->sum;
+	if (!gauges)
+		return;
+	m->gauges = true;
+	m->st.pages_total += st->pages_total;
+	m->st.pages_resident += st->pages_resident;
+	if (st->recovering_for_ns > m->st.recovering_for_ns)
+		m->st.recovering_for_ns = st->recovering_for_ns;
+	if (st->state < RP_ARRAY_SIZE(m->nstate))
+		m->nstate[st->state]++;
+}
+
+/* A slot for a new process @pid (mlock held): a free one, else that of a
+ * gone process with the same pid (its series name it), else the one gone
+ * longest; -1 when every slot is a live process's. */
+static int slot_take(struct client *c, pid_t pid)
+{
+	int best = -1;
+
+	for (int i = 0; i < METRICS_PIDS; i++) {
+		struct mslot *s = &c->slots[i];
+
+		if (s->used && !s->live && s->pid == pid) {
+			best = i;
+			break;
+		}
+		if (!s->used) {
+			if (best < 0 || c->slots[best].used)
+				best = i;
+		} else if (!s->live && (best < 0 || (c->slots[best].used &&
+						     s->gone_ns < c->slots[best].gone_ns))) {
+			best = i;
+		}
+	}
+	if (best >= 0) {
+		memset(&c->slots[best], 0, sizeof(c->slots[best]));
+		c->slots[best].used = c->slots[best].live = true;
+		c->slots[best].pid = pid;
+	}
+	return best;
+}
+
+/* Process @g goes (mlock held, its attachment stopped): its own series
+ * keep its final figures; a pid="other" process's counters stay in
+ * "other". */
+static void metrics_gone(struct client *c, struct guest *g)
+{
+	struct rp_hist *h = malloc(sizeof(*h));
+	struct rpage_stats st;
+
+	g->mvisible = false;
+	if (!h)
+		return;
+	rpage_attach_get_stats(g->att, &st);
+	rp_attach_get_hist(g->att, h);
+	if (g->mslot >= 0) {
+		struct mslot *s = &c->slots[g->mslot];
+
+		s->live = false;
+		s->gone_ns = rp_now_ns();
+		memset(&s->final, 0, sizeof(s->final));
+		mproc_add(&s->final, &st, h, true);
+		/* it is gone, whatever its attachment last said */
+		memset(s->final.nstate, 0, sizeof(s->final.nstate));
+		s->final.nstate[RPAGE_ATTACH_GONE] = 1;
+	} else {
+		mproc_add(&c->other_gone, &st, h, false);
+	}
+	free(h);
+}
+
+/* One scrape's snapshot: the slots' series, then pid="other". */
+struct msnap {
+	struct mproc p[METRICS_PIDS + 1];
+	char pid[METRICS_PIDS + 1][16];
+	unsigned n;
+	unsigned active;            /* processes served now */
+	uint64_t served, failed;
+};
+
+static int metrics_snapshot(struct client *c, struct msnap *sn)
+{
+	struct rp_hist *h = malloc(sizeof(*h));
+	struct mproc *other;
+	int slot_of[METRICS_PIDS];
+
+	if (!h)
+		return -ENOMEM;
+	memset(sn, 0, sizeof(*sn));
+	pthread_mutex_lock(&c->mlock);
+	for (int i = 0; i < METRICS_PIDS; i++) {
+		const struct mslot *s = &c->slots[i];
+
+		slot_of[i] = -1;
+		if (!s->used)
+			continue;
+		slot_of[i] = (int)sn->n;
+		snprintf(sn->pid[sn->n], sizeof(sn->pid[0]), "%d", (int)s->pid);
+		if (!s->live)
+			sn->p[sn->n] = s->final;
+		sn->n++;
+	}
+	other = &sn->p[sn->n];
+	*other = c->other_gone;
+	for (unsigned i = 0; i < c->ng; i++) {
+		struct guest *g = c->g[i];
+		struct rpage_stats st;
+
+		if (!g->mvisible)
+			continue;
+		rpage_attach_get_stats(g->att, &st);
+		rp_attach_get_hist(g->att, h);
+		mproc_add(g->mslot >= 0 ? &sn->p[slot_of[g->mslot]] : other,
+			  &st, h, true);
+		sn->active++;
+	}
+	if (c->other_used)
+		snprintf(sn->pid[sn->n++], sizeof(sn->pid[0]), "other");
+	sn->served = c->served;
+	sn->failed = c->failed;
+	pthread_mutex_unlock(&c->mlock);
+	free(h);
+	return 0;
+}
+
+static const struct rp_mfam m_served = {
+	"rpage_client_processes_served", RP_M_COUNTER, NULL,
+	"Processes whose memory this daemon started serving"
+};
+static const struct rp_mfam m_failed = {
+	"rpage_client_processes_failed", RP_M_COUNTER, NULL,
+	"Served processes whose service failed (their source lost for good)"
+};
+static const struct rp_mfam m_refused = {
+	"rpage_client_processes_refused", RP_M_COUNTER, NULL,
+	"Processes that connected and were not served, by reason"
+};
+static const struct rp_mfam m_active = {
+	"rpage_client_processes_active", RP_M_GAUGE, NULL,
+	"Processes served now"
+};
+static const struct rp_mfam m_state = {
+	"rpage_client_processes", RP_M_GAUGE, NULL,
+	"Processes by state (a pid's own series: 1 in its state; pid=\"other\": how many)"
+};
+static const struct rp_mfam m_pages = {
+	"rpage_client_pages", RP_M_GAUGE, NULL,
+	"Pages of the memory served"
+};
+static const struct rp_mfam m_resident = {
+	"rpage_client_resident_pages", RP_M_GAUGE, NULL,
+	"Pages resident (placed with the source's data, or zeros after a discard)"
+};
+static const struct rp_mfam m_ratio = {
+	"rpage_client_resident_ratio", RP_M_GAUGE, "ratio",
+	"Fraction of the pages resident"
+};
+static const struct rp_mfam m_faults = {
+	"rpage_client_faults", RP_M_COUNTER, NULL,
+	"Page faults served"
+};
+static const struct rp_mfam m_waited = {
+	"rpage_client_faults_waited", RP_M_COUNTER, NULL,
+	"Faults that waited for a broken connection to come back"
+};
+static const struct rp_mfam m_placed = {
+	"rpage_client_pages_placed", RP_M_COUNTER, NULL,
+	"Pages placed, by origin: fault (on demand), fill (background), zero (after a discard)"
+};
+static const struct rp_mfam m_bytes = {
+	"rpage_client_fetched_bytes", RP_M_COUNTER, "bytes",
+	"Bytes fetched from the source, by origin"
+};
+static const struct rp_mfam m_blocked = {
+	"rpage_client_blocked_seconds", RP_M_COUNTER, "seconds",
+	"Time faulting threads spent waiting for their pages, summed over faults"
+};
+static const struct rp_mfam m_reconnects = {
+	"rpage_client_reconnects", RP_M_COUNTER, NULL,
+	"Broken connections to the source brought back"
+};
+static const struct rp_mfam m_recovering = {
+	"rpage_client_recovering_seconds", RP_M_COUNTER, "seconds",
+	"Time spent reconnecting, over recoveries that have ended"
+};
+static const struct rp_mfam m_recovery = {
+	"rpage_client_recovery_in_progress_seconds", RP_M_GAUGE, "seconds",
+	"How long the recovery under way has lasted (0: none)"
+};
+static const struct rp_mfam m_latency = {
+	"rpage_client_fault_latency_seconds", RP_M_HISTOGRAM, "seconds",
+	"Fault service time, in the power-of-two microsecond buckets of QEMU's postcopy-latency-dist"
+};
+
+static const char *const state_names[5] = {
+	[RPAGE_ATTACH_RUNNING] = "running",
+	[RPAGE_ATTACH_COMPLETE] = "complete",
+	[RPAGE_ATTACH_FAILED] = "failed",
+	[RPAGE_ATTACH_GONE] = "gone",
+	[RPAGE_ATTACH_RECOVERING] = "recovering",
+};
+
+static int render_metrics(struct rp_mout *o, void *arg)
+{
+	static const char *const refused[REF_N] = {
+		[REF_NOT_ALLOWED] = "not_allowed", [REF_TOO_MANY] = "too_many",
+		[REF_HANDSHAKE] = "bad_handshake",
+		[REF_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+	};
+	struct client *c = arg;
+	struct msnap *sn = malloc(sizeof(*sn));
+	double le[RP_HIST_US2 - 1];
+	int ret;
+
+	if (!sn)
+		return -ENOMEM;
+	ret = metrics_snapshot(c, sn);
+	if (ret) {
+		free(sn);
+		return ret;
+	}
+	/* bucket i of us2 holds [2^i, 2^(i+1)) us: its upper bound */
+	for (unsigned i = 0; i + 1 < RP_HIST_US2; i++)
+		le[i] = (double)(2ull << i) / 1e6;
+	rp_m_family(o, &m_served);
+	rp_m_u64(o, NULL, 0, sn->served);
+	rp_m_family(o, &m_failed);
+	rp_m_u64(o, NULL, 0, sn->failed);
+	rp_m_family(o, &m_refused);
+	for (unsigned i = 0; i < REF_N; i++) {
+		struct rp_label l = { "reason", refused[i] };
+
+		rp_m_u64(o, &l, 1, __atomic_load_n(&c->refused[i], __ATOMIC_RELAXED));
+	}
+	rp_m_family(o, &m_active);
+	rp_m_u64(o, NULL, 0, sn->active);
+	/* the gauges: of live processes, and of gone ones' own series */
+	rp_m_family(o, &m_state);
+	for (unsigned k = 0; k < sn->n; k++)
+		for (unsigned s = 0; s < 5 && sn->p[k].gauges; s++) {
+			struct rp_label l[2] = { { "pid", sn->pid[k] },
+						 { "state", state_names[s] } };
+
+			rp_m_u64(o, l, 2, sn->p[k].nstate[s]);
+		}
+	for (int f = 0; f < 4; f++) {
+		rp_m_family(o, f == 0 ? &m_pages : f == 1 ? &m_resident
+			       : f == 2 ? &m_ratio : &m_recovery);
+		for (unsigned k = 0; k < sn->n; k++) {
+			const struct rpage_stats *st = &sn->p[k].st;
+			struct rp_label l = { "pid", sn->pid[k] };
+
+			if (!sn->p[k].gauges)
+				continue;
+			if (f == 0)
+				rp_m_u64(o, &l, 1, st->pages_total);
+			else if (f == 1)
+				rp_m_u64(o, &l, 1, st->pages_resident);
+			else if (f == 2)
+				rp_m_dbl(o, &l, 1, st->pages_total ?
+					 (double)st->pages_resident /
+						 (double)st->pages_total : 0.0);
+			else
+				rp_m_dbl(o, &l, 1, (double)st->recovering_for_ns / 1e9);
+		}
+	}
+	/* the counters */
+	for (int f = 0; f < 6; f++) {
+		static const struct rp_mfam *const fam[6] = {
+			&m_faults, &m_waited, &m_blocked, &m_reconnects,
+			&m_recovering, &m_latency,
+		};
+
+		rp_m_family(o, fam[f]);
+		for (unsigned k = 0; k < sn->n; k++) {
+			const struct mproc *p = &sn->p[k];
+			struct rp_label l = { "pid", sn->pid[k] };
+
+			if (f == 0)
+				rp_m_u64(o, &l, 1, p->st.faults);
+			else if (f == 1)
+				rp_m_u64(o, &l, 1, p->st.faults_waited);
+			else if (f == 2)
+				rp_m_dbl(o, &l, 1, (double)p->st.blocked_ns / 1e9);
+			else if (f == 3)
+				rp_m_u64(o, &l, 1, p->st.reconnects);
+			else if (f == 4)
+				rp_m_dbl(o, &l, 1, (double)p->st.recovering_ns / 1e9);
+			else
+				rp_m_hist(o, &l, 1, le, p->us2, RP_HIST_US2 - 1,
+					  (double)p->lat_sum_ns / 1e9);
+		}
+	}
+	rp_m_family(o, &m_placed);
+	for (unsigned k = 0; k < sn->n; k++) {
+		const struct rpage_stats *st = &sn->p[k].st;
+		struct rp_label l[2] = { { "pid", sn->pid[k] }, { "origin", "fault" } };
+
+		rp_m_u64(o, l, 2, st->pages_by_fault);
+		l[1].value = "fill";
+		rp_m_u64(o, l, 2, st->pages_by_fill);
+		l[1].value = "zero";
+		rp_m_u64(o, l, 2, st->pages_zeroed);
+	}
+	rp_m_family(o, &m_bytes);
+	for (unsigned k = 0; k < sn->n; k++) {
+		const struct rpage_stats *st = &sn->p[k].st;
+		struct rp_label l[2] = { { "pid", sn->pid[k] }, { "origin", "fault" } };
+
+		rp_m_u64(o, l, 2, st->bytes_fault);
+		l[1].value = "fill";
+		rp_m_u64(o, l, 2, st->bytes_fill);
+	}
+	free(sn);
+	return 0;
 }
 
 static void guest_report(struct client *c, struct guest *g, const char *why)
@@ -236,6 +625,7 @@ static void guest_fail_closed(struct client *c, struct guest *g)
 static void guest_close(struct client *c, unsigned i)
 {
 	struct guest *g = c->g[i];
+	struct rpage_stats st = { 0 };
 
 	if (g->state == G_ATTACHING) {
 		pthread_join(g->thr, NULL);
@@ -246,15 +636,20 @@ static void guest_close(struct client *c, unsigned i)
 		c->finished++;
 	guest_fail_closed(c, g);
 	if (g->att) {
-		struct rpage_stats st;
-
 		rpage_attach_stop(g->att);
 		rpage_attach_get_stats(g->att, &st);
-		if (st.state == RPAGE_ATTACH_FAILED)
-			c->failed++;
 		guest_report(c, g, "has gone");
-		rpage_attach_free(g->att);
 	}
+	/* the metrics keep its final figures before it goes */
+	pthread_mutex_lock(&c->mlock);
+	if (g->att && st.state == RPAGE_ATTACH_FAILED)
+		c->failed++;
+	if (g->mvisible)
+		metrics_gone(c, g);
+	c->g[i] = c->g[--c->ng];
+	pthread_mutex_unlock(&c->mlock);
+	if (g->att)
+		rpage_attach_free(g->att);
 	if (g->uffd >= 0)
 		close(g->uffd);
 	if (g->done_efd >= 0)
@@ -264,7 +659,6 @@ static void guest_close(struct client *c, unsigned i)
 	free(g->ranges);
 	close(g->sock);
 	free(g);
-	c->g[i] = c->g[--c->ng];
 }
 
 /* The attach thread: connects to the source (network, TLS) off the main
@@ -296,6 +690,7 @@ static int guest_handshake(struct guest *g)
 	if (ret == -EAGAIN)
 		return ret;
 	if (ret) {
+		count_refused(g->c, REF_HANDSHAKE);
 		fprintf(stderr, "rpage-client: %s: handshake refused: %s\n",
 			g->name, strerror(-ret));
 		return ret;
@@ -338,7 +733,12 @@ static int guest_attached(struct client *c, struct guest *g)
 	fprintf(stderr, "rpage-client: %s: serving %u range%s, %.1f MiB, page size %" PRIu64 "\n",
 		g->name, g->nranges, g->nranges == 1 ? "" : "s",
 		(double)total / 1048576.0, g->ranges[0].page_size);
+	pthread_mutex_lock(&c->mlock);
 	c->served++;
+	g->mslot = slot_take(c, g->pid);
+	c->other_used |= g->mslot < 0;
+	g->mvisible = true;
+	pthread_mutex_unlock(&c->mlock);
 	return 0;
 }
 
@@ -377,12 +777,14 @@ static void accept_guest(struct client *c)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl))
 		cr.pid = 0;
 	if (!peer_allowed(c, cr.uid, cr.gid)) {
+		count_refused(c, REF_NOT_ALLOWED);
 		fprintf(stderr, "rpage-client: refusing process %d (uid %u, gid %u): not in --allow-uid/--allow-gid\n",
 			(int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
 		close(fd);
 		return;
 	}
 	if (c->ng == MAX_GUESTS || pending(c) >= MAX_PENDING) {
+		count_refused(c, REF_TOO_MANY);
 		fprintf(stderr, "rpage-client: refusing process %d (uid %u): %s\n",
 			(int)cr.pid, (unsigned)cr.uid,
 			c->ng == MAX_GUESTS ? "256 processes are served already"
@@ -406,7 +808,10 @@ static void accept_guest(struct client *c)
 	g->state = G_HANDSHAKE;
 	g->deadline_ns = rp_now_ns() + (uint64_t)c->handshake_ms * 1000000ull;
 	snprintf(g->name, sizeof(g->name), "process %d", (int)g->pid);
+	g->mslot = -1;
+	pthread_mutex_lock(&c->mlock);
 	c->g[c->ng++] = g;
+	pthread_mutex_unlock(&c->mlock);
 	fprintf(stderr, "rpage-client: %s connected (uid %u, gid %u)\n", g->name,
 		(unsigned)cr.uid, (unsigned)cr.gid);
 }
@@ -571,6 +976,7 @@ static int guest_events(struct client *c, unsigned i, short sr, short er)
 		}
 	}
 	if (g->state == G_HANDSHAKE && !sr && rp_now_ns() >= g->deadline_ns) {
+		count_refused(c, REF_HANDSHAKE_TIMEOUT);
 		fprintf(stderr, "rpage-client: %s: handshake refused: no userfaultfd within %u ms of connecting\n",
 			g->name, c->handshake_ms);
 		guest_close(c, i);
@@ -733,7 +1139,7 @@ int main(int argc, char **argv)
 {
 	enum { O_LOCAL = 256, O_JSON, O_PROG, O_NOPROG, O_ONCE, O_CHUNK,
 	       O_DEPTH, O_NOFILL, O_RDMA_DEV, O_SMODE, O_SGROUP, O_AUID,
-	       O_AGID, O_HS, O_RESUME, O_LOST };
+	       O_AGID, O_HS, O_RESUME, O_LOST, O_METRICS };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "local", required_argument, NULL, O_LOCAL },
@@ -748,6 +1154,7 @@ int main(int argc, char **argv)
 		{ "allow-gid", required_argument, NULL, O_AGID },
 		{ "handshake-timeout", required_argument, NULL, O_HS },
 		{ "stats-json", required_argument, NULL, O_JSON },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "progress", no_argument, NULL, O_PROG },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
 		{ "once", no_argument, NULL, O_ONCE },
@@ -765,6 +1172,8 @@ int main(int argc, char **argv)
 	struct client *c = &cl;
 	const char *connect_to = NULL, *local = NULL, *sock = NULL;
 	const char *region = NULL, *json = NULL, *rdma_dev = NULL;
+	const char *metrics = NULL;
+	struct rp_metrics_srv *msrv = NULL;
 	int transport = RPAGE_TRANSPORT_AUTO, progress_opt = -1, o, ret, sfd;
 	struct rpage_tls_opts to = { 0 };
 	struct rpage_tls *tls = NULL;
@@ -776,6 +1185,7 @@ int main(int argc, char **argv)
 	sigset_t ss;
 
 	c->handshake_ms = HANDSHAKE_MS;
+	pthread_mutex_init(&c->mlock, NULL);
 	while ((o = getopt_long(argc, argv, "c:u:r:t:vqh", opts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
@@ -804,6 +1214,9 @@ int main(int argc, char **argv)
 			break;
 		case O_JSON:
 			json = optarg;
+			break;
+		case O_METRICS:
+			metrics = optarg;
 			break;
 		case O_RDMA_DEV:
 			rdma_dev = optarg;
@@ -981,6 +1394,25 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out_src;
 	}
+	if (metrics) {
+		struct rp_metrics_opts mo = {
+			.prefix = "rpage_client", .addr = metrics, .tls = tls,
+			.render = render_metrics, .arg = c,
+		};
+
+		ret = rp_metrics_start(&mo, &msrv);
+		if (ret) {
+			fprintf(stderr, "rpage-client: cannot serve metrics on %s: %s\n",
+				metrics, strerror(-ret));
+			close(c->listen_fd);
+			unlink(sock);
+			if (c->json)
+				fclose(c->json);
+			ret = 1;
+			goto out_src;
+		}
+		printf("rpage-client: metrics at %s\n", rp_metrics_url(msrv));
+	}
 	rpage_source_security(c->src, sec, sizeof(sec));
 	printf("rpage-client: ready on %s: region '%s' (%.1f MiB, page size %u) over %s\n",
 	       sock, ri.name, (double)ri.length / 1048576.0, ri.page_size,
@@ -990,6 +1422,7 @@ int main(int argc, char **argv)
 	ret = run(c, sfd);
 	while (c->ng)
 		guest_close(c, c->ng - 1);
+	rp_metrics_stop(msrv);
 	if (c->nheld)
 		fprintf(stderr, "rpage-client: %u blocked process%s lose%s its userfaultfd as we exit\n",
 			c->nheld, c->nheld == 1 ? "" : "es", c->nheld == 1 ? "s" : "");
