@@ -11,11 +11,13 @@
 #          (the guest's kernel itself is fetched with `apt-get download`
 #          into build/vm by tests/rdma/vm-build.sh), gnuplot-nox (plots),
 #          gnutls-bin (certtool and psktool: test credentials), tcpdump
-#          (the capture that must hold no clear bytes)
+#          (the capture that must hold no clear bytes), curl and
+#          prometheus (scraping the metrics endpoints; promtool checks
+#          what they serve)
 #   fuzz:  build + clang and its libFuzzer/sanitizer runtimes
 set -eu
 build="gcc make pkg-config linux-libc-dev libc6-dev libibverbs-dev librdmacm-dev libnuma-dev libcunit1-dev libgnutls28-dev"
-test="$build python3 bc iproute2 procps qemu-system-x86 busybox-static cpio kmod rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest gnuplot-nox gnutls-bin tcpdump"
+test="$build python3 bc iproute2 procps qemu-system-x86 busybox-static cpio kmod rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest gnuplot-nox gnutls-bin tcpdump curl prometheus"
 fuzz="$build clang libclang-rt-dev"
 case ${1:-build} in
 build) want=$build ;;
