@@ -157,11 +157,25 @@ static void text_seeds(void)
 		"qemu:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 	static const char psk2[] =
 		"# keys\r\nnode-1:0011223344556677889900aabbccddee\r\n\nnode.2:AABBCCDDEEFF00112233445566778899AABBCCDDEEFF0011\n";
+	/* what Prometheus 2.42 and curl send to a metrics endpoint */
+	static const char prom[] =
+		"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\n"
+		"User-Agent: Prometheus/2.42.0\r\n"
+		"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+		"Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n";
+	static const char curl[] =
+		"HEAD /metrics?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/7.88.1\r\n"
+		"Accept: */*\r\nContent-Length: 0\r\n\r\n";
+	static const char lf[] =
+		"GET /metrics HTTP/1.0\nAccept: text/plain;q=0.4, application/openmetrics-text;q=0.5\n\n";
 
 	put("fuzz_fc", "firecracker", 0, fc1, sizeof(fc1) - 1, false);
 	put("fuzz_fc", "unknown-members", 0, fc2, sizeof(fc2) - 1, false);
 	put("fuzz_psk", "one", 0, psk1, sizeof(psk1) - 1, false);
 	put("fuzz_psk", "several", 0, psk2, sizeof(psk2) - 1, false);
+	put("fuzz_http", "prometheus", 0, prom, sizeof(prom) - 1, false);
+	put("fuzz_http", "curl-head", 0, curl, sizeof(curl) - 1, false);
+	put("fuzz_http", "bare-lf", 0, lf, sizeof(lf) - 1, false);
 }
 
 /* ---- a real handshake, recorded ---- */
