@@ -287,7 +287,7 @@ static void t_http_accept(void)
 
 int register_metrics_tests(void)
 {
-	CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
+	CU_pSuite s = CU_add_suite("openmetrics", NULL, NULL);
 
 	if (!s)
 		return -1;
