@@ -597,6 +597,7 @@ static int do_hello(struct srv_conn *c)
 	struct rp_hdr hdr;
 	uint8_t hb[RP_HDR_LEN];
 	const char *why = NULL;
+	uint64_t session;
 	int ret;
 
 	ret = rp_conn_read_full(&c->conn, hb, sizeof(hb));
@@ -631,24 +632,29 @@ static int do_hello(struct srv_conn *c)
 			 c->conn.identity);
 		return reject(c, EACCES, msg);
 	}
-	c->role = h.role;
 	if (h.role == RP_ROLE_CONTROL) {
-		c->session = h.session ? session_resume(s, h.session, c) : 0;
-		if (c->session) {
+		session = h.session ? session_resume(s, h.session, c) : 0;
+		if (session) {
 			rp_info("client %s: session resumed", c->conn.peer);
 		} else {
-			if (getrandom(&c->session, sizeof(c->session), 0) !=
-			    sizeof(c->session))
+			if (getrandom(&session, sizeof(session), 0) !=
+			    sizeof(session))
 				return -EIO;
-			c->session |= 1;
+			session |= 1;
 		}
 	} else {
 		if (!h.session ||
 		    !session_joinable(s, h.session, c, c->conn.identity))
 			return reject(c, ENOTCONN,
 				      "data connection names no live session of this identity");
-		c->session = h.session;
+		session = h.session;
 	}
+	/* other connections' threads and the metrics read them under the
+	 * lock (session_live, srv_get_metrics) */
+	pthread_mutex_lock(&s->lock);
+	c->role = h.role;
+	c->session = session;
+	pthread_mutex_unlock(&s->lock);
 	a.version = RP_VERSION;
 	a.features = h.features &
 		     (RP_FEAT_SENDFILE | (s->rdma ? RP_FEAT_RDMA : 0));
