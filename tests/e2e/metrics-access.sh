@@ -75,11 +75,21 @@ if curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$WORK/other/c.crt" \
 	--key "$WORK/other/c.key" -o "$WORK/foreign" "$HTTPS" 2>"$WORK/foreign.err"; then
 	fail "metrics served to a certificate another CA signed"
 fi
+# a peer of the page server that does not speak TLS: refused, counted
+python3 - "$PORT" <<'PY' || fail "the server did not close a peer without TLS"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"NOT-TLS-" * 8)
+while s.recv(4096):
+    pass
+PY
 # the CA's client certificate: the metrics, as Prometheus would get them
 # with tls_config { ca_file, cert_file, key_file }
 scrape "$HTTPS" tls --cacert "$P/ca.crt" --cert "$P/client1.crt" --key "$P/client1.key"
 promcheck "$WORK/tls"
 mcheck "$WORK/tls" 'm("rpage_server_region_size_bytes", region="mem") == 4 << 20 and
 m("rpage_server_metrics_http_requests_total", code="none") == 3 and
-m("rpage_server_metrics_http_requests_total", code="200") == 1'
+m("rpage_server_metrics_http_requests_total", code="200") == 1 and
+m("rpage_server_connections_refused_total", reason="tls") == 1 and
+sum(v for l, v in M("rpage_server_connections_refused_total")) == 1'
 echo "refused: no certificate ($(head -c 100 "$WORK/nocert.err")), plain HTTP ($(head -c 100 "$WORK/plain.err")), a foreign CA ($(head -c 100 "$WORK/foreign.err"))"

@@ -9,7 +9,7 @@
 need_tool curl curl
 need_tool promtool prometheus
 "$BIN/rpage-bench" mkimage "$WORK/img" 16M 4
-SRV_ARGS="--metrics 127.0.0.1:0" start_server mem="$WORK/img"
+SRV_ARGS="--metrics 127.0.0.1:0 --handshake-timeout 1000" start_server mem="$WORK/img"
 URL=$(metrics_url "$WORK/server.log" rpage-server)
 MPORT=${URL#http://127.0.0.1:}
 MPORT=${MPORT%/metrics}
@@ -75,6 +75,19 @@ ok &= good and left == b"" and 3 < waited < 10
 sys.exit(0 if ok else 1)
 PY
 
+# the server's own refusals are counted by reason: bytes that are not
+# rpage, and a peer that says nothing until the handshake deadline
+python3 - "$PORT" <<'PY' || fail "the server did not close the bad peers"
+import socket, sys
+port = int(sys.argv[1])
+for data in (b"NOT-RPAGE-" * 8, b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    while s.recv(4096):
+        pass # until the server closes it
+    s.close()
+PY
+
 # the endpoint still serves, and counted what it answered
 scrape "$URL" after
 promcheck "$WORK/after"
@@ -85,7 +98,10 @@ m("rpage_server_metrics_http_requests_total", code="405") == 1 and
 m("rpage_server_metrics_http_requests_total", code="431") == 1 and
 m("rpage_server_metrics_http_requests_total", code="505") == 1 and
 m("rpage_server_metrics_http_requests_total", code="none") == 1 and
-m("rpage_server_metrics_http_requests_total", code="200") == 3'
+m("rpage_server_metrics_http_requests_total", code="200") == 3 and
+m("rpage_server_connections_refused_total", reason="bad_input") == 1 and
+m("rpage_server_connections_refused_total", reason="handshake_timeout") == 1 and
+sum(v for l, v in M("rpage_server_connections_refused_total")) == 2'
 # logged, at most one warning a second
 grep -q "answered 431 and closed" "$WORK/server.log" || fail "the oversized request was not logged"
 grep -q "no whole request and answer within the deadline" "$WORK/server.log" ||
