@@ -1217,6 +1217,8 @@ int main(int argc, char **argv)
 			break;
 		case O_METRICS:
 			metrics = optarg;
+			if (rp_metrics_addr_check(metrics))
+				return 2;
 			break;
 		case O_RDMA_DEV:
 			rdma_dev = optarg;

@@ -134,6 +134,9 @@ struct rp_metrics_srv;
  */
 int rp_metrics_start(const struct rp_metrics_opts *opts,
 		     struct rp_metrics_srv **out);
+/* Checks a --metrics address (HOST:PORT or :PORT, a numeric port) before
+ * anything starts: 0, or -EINVAL after a message. */
+int rp_metrics_addr_check(const char *addr);
 /* "http://127.0.0.1:9100/metrics" (or https://), for the ready line. */
 const char *rp_metrics_url(const struct rp_metrics_srv *m);
 /* Stops the thread, closes the socket, frees. NULL is ignored. */

@@ -523,6 +523,34 @@ static int check_policy(struct rp_metrics_srv *m)
 	return -EACCES;
 }
 
+/* HOST:PORT or :PORT, the port a number 0..65535 (getaddrinfo would take
+ * 99999 and listen elsewhere). */
+static int split_addr(const char *addr, char *host, size_t hl, char *port,
+		      size_t pl)
+{
+	char *end;
+	unsigned long v;
+
+	if (rp_split_hostport(addr, host, hl, port, pl))
+		goto bad;
+	errno = 0;
+	v = strtoul(port, &end, 10);
+	if (errno || *end || port[0] < '0' || port[0] > '9' || v > 65535)
+		goto bad;
+	return 0;
+bad:
+	rp_err("--metrics wants HOST:PORT or :PORT (a port 0-65535; 0: any free one), got '%s'",
+	       addr);
+	return -EINVAL;
+}
+
+int rp_metrics_addr_check(const char *addr)
+{
+	char host[256], port[32];
+
+	return split_addr(addr, host, sizeof(host), port, sizeof(port));
+}
+
 int rp_metrics_start(const struct rp_metrics_opts *o,
 		     struct rp_metrics_srv **out)
 {
@@ -530,10 +558,9 @@ int rp_metrics_start(const struct rp_metrics_opts *o,
 	char host[256], port[32], shown[300];
 	int ret;
 
-	if (rp_split_hostport(o->addr, host, sizeof(host), port, sizeof(port))) {
-		rp_err("--metrics wants HOST:PORT or :PORT, got '%s'", o->addr);
-		return -EINVAL;
-	}
+	ret = split_addr(o->addr, host, sizeof(host), port, sizeof(port));
+	if (ret)
+		return ret;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -298,6 +298,8 @@ int main(int argc, char **argv)
 			break;
 		case O_METRICS:
 			metrics = optarg;
+			if (rp_metrics_addr_check(metrics))
+				return finish(srv, 2);
 			break;
 		case O_MAXC:
 		case O_MAXP:

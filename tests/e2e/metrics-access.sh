@@ -26,6 +26,16 @@ refused_at_start() {
 	echo "$what: $(grep -m1 'is beyond loopback' "$log" | cut -c1-160)..."
 }
 
+# a malformed address is a bad command line (2), caught before anything
+# listens; getaddrinfo alone would take port 99999 and listen elsewhere
+for a in nohost 127.0.0.1:99999 :-1 :http; do
+	rc=0
+	timeout 20 "$BIN/rpage-server" --listen 127.0.0.1:0 --region mem="$WORK/img" \
+		--metrics "$a" >"$WORK/addr.log" 2>&1 || rc=$?
+	[ $rc = 2 ] || fail "--metrics $a: exit status $rc, not 2: $(cat "$WORK/addr.log")"
+	grep -q "wants HOST:PORT or :PORT" "$WORK/addr.log" || fail "--metrics $a: $(cat "$WORK/addr.log")"
+done
+
 refused_at_start "$WORK/r1.log" "server, no credentials" \
 	"$BIN/rpage-server" --listen 127.0.0.1:0 --region mem="$WORK/img" --metrics 0.0.0.0:0
 gen_psk "$WORK/keys.psk"
