@@ -260,8 +260,12 @@ void rp_source_notify_done(struct rpage_source *src, uint32_t region)
 	uint8_t b[4] = { (uint8_t)region, (uint8_t)(region >> 8),
 			 (uint8_t)(region >> 16), (uint8_t)(region >> 24) };
 
-	if (src->ctl.fd < 0)
+	pthread_mutex_lock(&src->ctl_lock);
+	if (src->ctl.fd < 0) {
+		pthread_mutex_unlock(&src->ctl_lock);
 		return;
+	}
+	pthread_mutex_unlock(&src->ctl_lock);
 	/* the server may wait for this report (a live migration's source
 	 * whose control connection broke): a broken control connection is
 	 * reconnected once, for up to RP_DONE_RETRY_MS */
@@ -320,8 +324,15 @@ int rp_source_dial(struct rpage_source *src, enum rp_role role,
 		ret = rp_tls_client(out, src->tls, src->host);
 	/* a control connection names the session it had, if any: the
 	 * server resumes it when it still keeps it */
-	if (!ret)
-		ret = rp_tcp_hello(out, role, src->session, ack, peer);
+	if (!ret) {
+		uint64_t session;
+
+		/* another attachment's reconnect may be setting it */
+		pthread_mutex_lock(&src->ctl_lock);
+		session = src->session;
+		pthread_mutex_unlock(&src->ctl_lock);
+		ret = rp_tcp_hello(out, role, session, ack, peer);
+	}
 	if (ret == -ETIMEDOUT)
 		rp_err("server %s: no answer to the hello within %d ms", peer,
 		       RP_DIAL_MS);

@@ -137,9 +137,15 @@ void att_urgent_free(struct rpage_attach *a)
 	free(a->fl);
 	if (a->flbuf)
 		munmap(a->flbuf, (size_t)a->nfl * a->psize);
+	/* forked children are freed after this: no slot is theirs now */
+	a->fl = NULL;
+	a->flbuf = NULL;
+	a->nfl = 0;
 	free(a->dq);
+	a->dq = NULL;
 	if (a->done_efd >= 0)
 		close(a->done_efd);
+	a->done_efd = -1;
 	pthread_mutex_destroy(&a->dlock);
 }
 
