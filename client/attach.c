@@ -458,10 +458,14 @@ static int serve_pending(struct rpage_attach *a, struct att_mm *m)
  * the faults, older ones first. *busy tells whether anything was read.
  * Returns 0, or -errno when @m can no longer be served.
  */
-static int service_mm(struct rpage_attach *a, struct att_mm *m, bool *busy)
+static int service_mm(struct rpage_attach *a, struct att_mm *m, bool *busy,
+		      short revents)
 {
 	struct uffd_msg msgs[MSG_BATCH];
-	ssize_t n = read(m->uffd, msgs, sizeof(msgs));
+	/* read only what poll found: a read that finds nothing costs a
+	 * system call per turn, and a message that came since is found
+	 * by the next poll */
+	ssize_t n = revents ? read(m->uffd, msgs, sizeof(msgs)) : 0;
 	uint64_t t_read = rp_now_ns();
 	int ret = 0;
 
@@ -572,6 +576,7 @@ static void *fault_main(void *arg)
 	struct rpage_attach *a = arg;
 	struct pollfd *pf = a->pf;
 	unsigned spins = 0;
+	bool kick = false;
 
 	rp_thread_name("rpage/fault");
 	for (;;) {
@@ -587,13 +592,14 @@ static void *fault_main(void *arg)
 		pf[np++] = (struct pollfd){ a->stop_efd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ a->ready_efd, POLLIN, 0 };
 		pf[np++] = (struct pollfd){ att_urgent_fd(a), POLLIN, 0 };
+		pf[np++] = (struct pollfd){ att_urgent_rx_fd(a), POLLIN, 0 };
 		pf[np++] = (struct pollfd){ a->mm.dead ? -1 : a->mm.uffd, POLLIN, 0 };
 		for (unsigned i = 0; i < a->nchild; i++)
 			pf[np++] = (struct pollfd){ a->child[i]->uffd, POLLIN, 0 };
 		/* a placement waits for an event's waiter to move on: look
 		 * again at once a few times, then every millisecond (faults
 		 * that wait for the network do not make us spin) */
-		if (have_slot || (again && spins < 8))
+		if (have_slot || kick || (again && spins < 8))
 			timeout = 0;
 		else if (again)
 			timeout = 1;
@@ -606,6 +612,8 @@ static void *fault_main(void *arg)
 		}
 		if (pf[0].revents)
 			break;
+		if (att_urgent_polled(a, pf[2].revents, pf[3].revents))
+			break;
 		if (pf[1].revents) {
 			uint64_t v;
 
@@ -615,12 +623,13 @@ static void *fault_main(void *arg)
 		}
 		/* the events and faults each address space has for us */
 		if (!a->mm.dead) {
-			ret = service_mm(a, &a->mm, &busy);
+			ret = service_mm(a, &a->mm, &busy, pf[4].revents);
 			if (ret && ret != -ESRCH)
 				break; /* the process cannot be served */
 		}
 		for (unsigned i = 0; i < a->nchild; i++)
-			service_mm(a, a->child[i], &busy);
+			service_mm(a, a->child[i], &busy,
+				   i + 5 < np ? pf[i + 5].revents : POLLIN);
 		/* the pages that arrived; a broken channel; a recovery */
 		if (att_urgent_process(a, &busy))
 			break; /* the source is lost for good */
@@ -632,6 +641,13 @@ static void *fault_main(void *arg)
 			serve_pending(a, a->child[i]);
 		/* every page asked for in this turn: one submit */
 		att_urgent_flush(a);
+		/* answers there already (the local transport's, a quick
+		 * network's) are placed now; the faults they let go are
+		 * served next turn, without sleeping */
+		kick = false;
+		if (att_urgent_process(a, &kick))
+			break;
+		busy |= kick;
 		now = rp_now_ns();
 		if (a->nchild && now >= a->next_probe_ns) {
 			reap_children(a, true);
@@ -1077,7 +1093,7 @@ static int attach_map_buffers(struct rpage_attach *a,
 		a->zero_buf = map_buf(a->psize);
 	a->nslots = a->depth * 2;
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
-	a->pf = calloc(4 + MAX_CHILDREN, sizeof(*a->pf));
+	a->pf = calloc(5 + MAX_CHILDREN, sizeof(*a->pf));
 	if ((a->psize != RP_PAGE_4K && !a->zero_buf) ||
 	    !a->slots || !a->pf)
 		return -ENOMEM;

@@ -157,6 +157,7 @@ struct rpage_attach {
 	uint64_t next_tag;
 	pthread_t rx_thr;          /* receiver: waits for answers */
 	bool rx_started;
+	bool rx_ready;             /* the channel's fd polled readable */
 	pthread_mutex_t dlock;     /* dq, between receiver/recovery and us */
 	struct att_done *dq;
 	unsigned dhead, dcount, dcap;
@@ -274,6 +275,12 @@ void att_urgent_free(struct rpage_attach *a);
 void att_urgent_abort(struct rpage_attach *a);
 /* Readable when answers (or a failure, or a recovery) wait. */
 int att_urgent_fd(const struct rpage_attach *a);
+/* The channel's fd to poll for answers the fault thread reads itself, or
+ * -1 (none in flight, or a receiver thread reads them). */
+int att_urgent_rx_fd(const struct rpage_attach *a);
+/* After poll: the revents of att_urgent_fd's and att_urgent_rx_fd's
+ * entries. 0 or -errno. */
+int att_urgent_polled(struct rpage_attach *a, short done_ev, short rx_ev);
 /* Asks for page @pg of @m (coalesced with a request for the same page):
  * 0, or -EBUSY when every slot is in flight (ask again later). */
 int att_urgent_request(struct rpage_attach *a, struct att_mm *m, uint64_t pg);

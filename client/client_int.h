@@ -39,6 +39,15 @@ struct rp_chan_ops {
 		      const struct rp_fetch *f, unsigned n,
 		      const uint64_t *tags);
 	int (*wait_one)(struct rp_chan *ch, uint64_t *tag);
+	/*
+	 * Optional: wait_one that never waits, for a channel read by the
+	 * thread that submits (no receiver thread, no hand-off per answer).
+	 * -EAGAIN when no answer is whole yet: call it until then, and poll
+	 * poll_fd (POLLIN) before calling again; poll_fd -1: every answer is
+	 * there when submit returns. Never concurrent with wait_one.
+	 */
+	int (*try_one)(struct rp_chan *ch, uint64_t *tag);
+	int (*poll_fd)(struct rp_chan *ch);
 	/* Makes a blocked fetch or wait_one return (from another thread). */
 	void (*abort)(struct rp_chan *ch);
 	void (*close)(struct rp_chan *ch);

@@ -2,7 +2,7 @@
 /* The local transport: pages come from a file on this host. The floor the
  * network transports are measured against, and lazy local restore.
  * submit reads at once (a read of the page cache is quicker than handing
- * it to another thread); wait_one returns the tags in order. */
+ * it to another thread); wait_one and try_one return the tags in order. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -93,17 +93,17 @@ static int local_submit(struct rp_chan *ch, uint32_t region,
 	return 0;
 }
 
-static int local_wait_one(struct rp_chan *ch, uint64_t *tag)
+/* The oldest answer, waiting for one when @wait, else -EAGAIN. */
+static int local_next(struct local_chan *lc, uint64_t *tag, bool wait)
 {
-	struct local_chan *lc = (struct local_chan *)ch;
 	int ret;
 
 	pthread_mutex_lock(&lc->lock);
-	while (!lc->count && !lc->aborted)
+	while (wait && !lc->count && !lc->aborted)
 		pthread_cond_wait(&lc->cond, &lc->lock);
-	if (lc->aborted) {
+	if (lc->aborted || !lc->count) {
 		pthread_mutex_unlock(&lc->lock);
-		return -ECANCELED;
+		return lc->aborted ? -ECANCELED : -EAGAIN;
 	}
 	*tag = lc->done[lc->head];
 	ret = lc->err[lc->head];
@@ -111,6 +111,22 @@ static int local_wait_one(struct rp_chan *ch, uint64_t *tag)
 	lc->count--;
 	pthread_mutex_unlock(&lc->lock);
 	return ret;
+}
+
+static int local_wait_one(struct rp_chan *ch, uint64_t *tag)
+{
+	return local_next((struct local_chan *)ch, tag, true);
+}
+
+static int local_try_one(struct rp_chan *ch, uint64_t *tag)
+{
+	return local_next((struct local_chan *)ch, tag, false);
+}
+
+static int local_poll_fd(struct rp_chan *ch)
+{
+	(void)ch;
+	return -1; /* submit has read every page already */
 }
 
 static void local_abort(struct rp_chan *ch)
@@ -138,6 +154,8 @@ static const struct rp_chan_ops local_ops = {
 	.fetch = local_fetch,
 	.submit = local_submit,
 	.wait_one = local_wait_one,
+	.try_one = local_try_one,
+	.poll_fd = local_poll_fd,
 	.abort = local_abort,
 	.close = local_close,
 };

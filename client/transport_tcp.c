@@ -5,8 +5,10 @@
  * server socket buffer). A fetch of n pieces sends n requests in one write
  * and then reads the n replies, so bulk keeps n requests in flight. The
  * urgent channel keeps requests in flight too: the fault thread submits
- * (one write for all it has), another thread reads the answers, which
- * come in order; `qlock` guards the queue of requests between them.
+ * (one write for all it has) and reads the answers, which come in order,
+ * without waiting (try_one: what has arrived, the rest of an answer on a
+ * later call); wait_one lets another thread read them instead. `qlock`
+ * guards the queue of requests between submit and the reader.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -38,6 +40,10 @@ struct tcp_chan {
 	struct tcp_req *q;
 	unsigned qhead, qcount, qcap;
 	bool aborted, broken;
+	/* try_one: the bytes of the oldest answer that have arrived (its
+	 * headers here, its data in the request's dst) */
+	uint8_t rxh[RP_HDR_LEN + RP_PAGE_DATA_HDR];
+	size_t rx_have;
 };
 
 static int proto_fail(const char *peer, const char *why)
@@ -266,6 +272,26 @@ static int tcp_submit(struct rp_chan *ch, uint32_t region,
 	return ret;
 }
 
+/* The oldest answer, @rq, was read whole (@ret 0: its tag to *@tag) or
+ * the channel broke reading it. */
+static int answer_end(struct tcp_chan *tc, const struct tcp_req *rq, int ret,
+		      uint64_t *tag)
+{
+	pthread_mutex_lock(&tc->qlock);
+	if (ret) {
+		if (tc->aborted)
+			ret = -ECANCELED;
+		tc->broken = true;
+	} else {
+		tc->qhead = (tc->qhead + 1) % tc->qcap;
+		tc->qcount--;
+		tc->rx_have = 0;
+		*tag = rq->tag;
+	}
+	pthread_mutex_unlock(&tc->qlock);
+	return ret;
+}
+
 static int tcp_wait_one(struct rp_chan *ch, uint64_t *tag)
 {
 	struct tcp_chan *tc = (struct tcp_chan *)ch;
@@ -283,18 +309,97 @@ static int tcp_wait_one(struct rp_chan *ch, uint64_t *tag)
 	rq = tc->q[tc->qhead];
 	pthread_mutex_unlock(&tc->qlock);
 	ret = read_reply(tc, rq.region, &rq.f, rq.tag);
-	pthread_mutex_lock(&tc->qlock);
-	if (ret) {
-		if (tc->aborted)
-			ret = -ECANCELED;
-		tc->broken = true;
-	} else {
-		tc->qhead = (tc->qhead + 1) % tc->qcap;
-		tc->qcount--;
-		*tag = rq.tag;
+	return answer_end(tc, &rq, ret, tag);
+}
+
+/* The answer in tc->rxh (@have bytes, @got more just now) for @rq:
+ * checks each header once it is whole. 0, or -errno (the channel is done). */
+static int check_partial(struct tcp_chan *tc, const struct tcp_req *rq,
+			 size_t prev, size_t have)
+{
+	const size_t hl = sizeof(tc->rxh);
+	struct rp_page_req got;
+	struct rp_hdr h;
+	const char *why = NULL;
+
+	if (have < RP_HDR_LEN)
+		return 0;
+	if (rp_hdr_decode(tc->rxh, &h, &why))
+		return proto_fail(tc->peer, why);
+	if (prev < RP_HDR_LEN && h.type == RP_MSG_ERROR) {
+		uint8_t pre[8 + RP_MAX_ERRMSG];
+		size_t npre = RP_MIN(have, hl) - RP_HDR_LEN;
+
+		if (have - RP_HDR_LEN > sizeof(pre))
+			return proto_fail(tc->peer, "malformed ERROR frame");
+		memcpy(pre, tc->rxh + RP_HDR_LEN, npre);
+		if (have > hl)
+			memcpy(pre + npre, rq->f.dst, have - hl);
+		/* the server ends the connection with it: the rest of the
+		 * frame follows at once */
+		return server_error_pre(&tc->conn, &h, tc->peer, pre,
+					have - RP_HDR_LEN);
 	}
+	if (prev < RP_HDR_LEN) {
+		if (h.type != RP_MSG_PAGE_DATA)
+			return proto_fail(tc->peer, "sent an unexpected message instead of page data");
+		if (h.tag != rq->tag)
+			return proto_fail(tc->peer, "answered out of order (tag mismatch)");
+	}
+	if (prev < hl && have >= hl) {
+		if (rp_page_data_hdr_decode(tc->rxh + RP_HDR_LEN, h.len, &got,
+					    &why))
+			return proto_fail(tc->peer, why);
+		if (got.region != rq->region || got.offset != rq->f.off ||
+		    got.len != rq->f.len)
+			return proto_fail(tc->peer, "sent page data for a range that was not asked for");
+	}
+	return 0;
+}
+
+static int tcp_try_one(struct rp_chan *ch, uint64_t *tag)
+{
+	struct tcp_chan *tc = (struct tcp_chan *)ch;
+	const size_t hl = sizeof(tc->rxh);
+	struct tcp_req rq;
+	int ret;
+
+	pthread_mutex_lock(&tc->qlock);
+	ret = tc->aborted ? -ECANCELED
+	      : tc->broken ? -ENOTCONN
+	      : tc->qcount ? 0 : -EAGAIN;
+	if (!ret)
+		rq = tc->q[tc->qhead];
 	pthread_mutex_unlock(&tc->qlock);
-	return ret;
+	if (ret)
+		return ret;
+	while (tc->rx_have < hl + rq.f.len) {
+		size_t prev = tc->rx_have, d = prev > hl ? prev - hl : 0;
+		struct iovec iov[2] = {
+			{ tc->rxh + RP_MIN(prev, hl), hl - RP_MIN(prev, hl) },
+			{ (uint8_t *)rq.f.dst + d, rq.f.len - d },
+		};
+		/* one readv for the rest of the answer (see read_reply) */
+		ssize_t r = prev < hl ? rp_conn_readv_nowait(&tc->conn, iov, 2)
+				      : rp_conn_readv_nowait(&tc->conn, iov + 1, 1);
+
+		if (r == -EAGAIN)
+			return -EAGAIN; /* the rest comes later */
+		if (r < 0) {
+			ret = (int)r;
+			break;
+		}
+		tc->rx_have += (size_t)r;
+		ret = check_partial(tc, &rq, prev, tc->rx_have);
+		if (ret)
+			break;
+	}
+	return answer_end(tc, &rq, ret, tag);
+}
+
+static int tcp_poll_fd(struct rp_chan *ch)
+{
+	return ((struct tcp_chan *)ch)->conn.fd;
 }
 
 static void tcp_abort(struct rp_chan *ch)
@@ -324,6 +429,8 @@ static const struct rp_chan_ops tcp_ops = {
 	.fetch = tcp_fetch,
 	.submit = tcp_submit,
 	.wait_one = tcp_wait_one,
+	.try_one = tcp_try_one,
+	.poll_fd = tcp_poll_fd,
 	.abort = tcp_abort,
 	.close = tcp_close,
 };

@@ -7,10 +7,14 @@
  *  - The fault thread ("rpage/fault") asks for pages (att_urgent_request),
  *    sends what it gathered in one submit (att_urgent_flush), and takes
  *    the answers (att_urgent_process), which it places itself: it stays
- *    the only thread that places pages. It owns the slots.
- *  - The receiver thread ("rpage/urgent") blocks in the channel's wait_one
- *    and queues each answered tag, or the channel's failure, for the fault
- *    thread (`dq`, under `dlock`; `done_efd` wakes it).
+ *    the only thread that places pages. It owns the slots. Where the
+ *    channel can be read without waiting (try_one: local, TCP), the fault
+ *    thread reads the answers too, polling the channel's fd beside its
+ *    userfaultfds: an answer costs no hand-off between threads.
+ *  - Otherwise (RDMA) the receiver thread ("rpage/urgent") blocks in the
+ *    channel's wait_one and queues each answered tag, or the channel's
+ *    failure, for the fault thread (`dq`, under `dlock`; `done_efd` wakes
+ *    it).
  *  - After a failure, the recovery thread ("rpage/recover") reconnects
  *    (rp_source_recover: backoff, session resumed, image checked) and
  *    opens a new channel; the fault thread installs it and sends again
@@ -71,7 +75,11 @@ static void *rx_main(void *arg)
 
 static int rx_start(struct rpage_attach *a)
 {
-	int ret = -pthread_create(&a->rx_thr, NULL, rx_main, a);
+	int ret;
+
+	if (a->urgent->ops->try_one)
+		return 0; /* the fault thread reads the answers */
+	ret = -pthread_create(&a->rx_thr, NULL, rx_main, a);
 
 	if (!ret)
 		a->rx_started = true;
@@ -152,6 +160,16 @@ void att_urgent_free(struct rpage_attach *a)
 int att_urgent_fd(const struct rpage_attach *a)
 {
 	return a->done_efd;
+}
+
+int att_urgent_rx_fd(const struct rpage_attach *a)
+{
+	if (!a->urgent || a->urgent_down || !a->urgent->ops->try_one)
+		return -1;
+	for (unsigned i = 0; i < a->nfl; i++)
+		if (a->fl[i].state == SLOT_SENT)
+			return a->urgent->ops->poll_fd(a->urgent);
+	return -1; /* nothing to wait for */
 }
 
 /* Stops the receiver (the channel is being closed). */
@@ -351,6 +369,7 @@ static void channel_back(struct rpage_attach *a)
 	}
 	pthread_mutex_unlock(&a->dlock);
 	a->urgent_down = false;
+	a->rx_ready = false;
 	ret = rx_start(a);
 	if (ret) {
 		att_set_final(a, RPAGE_ATTACH_FAILED, ret);
@@ -401,12 +420,59 @@ static bool place_slot(struct rpage_attach *a, struct att_slot *s)
 	return true;
 }
 
-int att_urgent_process(struct rpage_attach *a, bool *busy)
+/* The answer tagged @tag arrived: its slot is ready to place. */
+static void answered(struct rpage_attach *a, uint64_t tag)
+{
+	for (unsigned i = 0; i < a->nfl; i++)
+		if (a->fl[i].state == SLOT_SENT && a->fl[i].tag == tag) {
+			a->fl[i].state = SLOT_DONE;
+			a->urgent_since = 0; /* an answer */
+			a->urgent_repeat = 0;
+			return;
+		}
+}
+
+int att_urgent_polled(struct rpage_attach *a, short done_ev, short rx_ev)
 {
 	uint64_t v;
 
-	if (read(a->done_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (rx_ev)
+		a->rx_ready = true;
+	if (done_ev && read(a->done_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
+	return 0;
+}
+
+/* The fault thread reads the answers itself: every one there is now
+ * (once the channel's fd was readable: an answer takes longer than the
+ * turn that asked for it; at once where poll_fd is -1). */
+static void read_answers(struct rpage_attach *a, bool *busy)
+{
+	while (!a->urgent_down && a->urgent->ops->try_one) {
+		uint64_t tag = 0;
+		int ret;
+
+		if (!a->rx_ready && a->urgent->ops->poll_fd(a->urgent) >= 0)
+			return;
+		ret = a->urgent->ops->try_one(a->urgent, &tag);
+		if (ret == -EAGAIN) {
+			a->rx_ready = false; /* poll the fd again first */
+			return;
+		}
+		*busy = true;
+		if (ret == -ECANCELED)
+			return; /* stopping */
+		if (ret) {
+			channel_failed(a, ret);
+			return;
+		}
+		answered(a, tag);
+	}
+}
+
+int att_urgent_process(struct rpage_attach *a, bool *busy)
+{
+	read_answers(a, busy);
 	for (;;) {
 		struct att_done d;
 
@@ -437,16 +503,11 @@ int att_urgent_process(struct rpage_attach *a, bool *busy)
 				continue; /* stopping */
 			channel_failed(a, d.err);
 		} else {
-			for (unsigned i = 0; i < a->nfl; i++)
-				if (a->fl[i].state == SLOT_SENT &&
-				    a->fl[i].tag == d.tag) {
-					a->fl[i].state = SLOT_DONE;
-					a->urgent_since = 0; /* an answer */
-					a->urgent_repeat = 0;
-					break;
-				}
+			answered(a, d.tag);
 		}
 	}
+	/* a new channel may have answered already */
+	read_answers(a, busy);
 	/* place what arrived (and what met -EAGAIN before) */
 	for (unsigned i = 0; i < a->nfl; i++)
 		if (a->fl[i].state == SLOT_DONE && place_slot(a, &a->fl[i]))

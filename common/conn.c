@@ -144,8 +144,10 @@ static int tls_fail(struct rp_conn *c, ssize_t g, bool rx)
  * -errno. */
 static ssize_t sock_readv(struct rp_conn *c, struct iovec *iov, int n)
 {
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
 	for (;;) {
-		ssize_t r = readv(c->fd, iov, n);
+		ssize_t r = recvmsg(c->fd, &mh, c->rx_nowait ? MSG_DONTWAIT : 0);
 
 		if (r > 0)
 			return r;
@@ -155,6 +157,8 @@ static ssize_t sock_readv(struct rp_conn *c, struct iovec *iov, int n)
 			continue;
 		if (errno != EAGAIN)
 			return sock_rx_err(c);
+		if (c->rx_nowait)
+			return -EAGAIN;
 		r = io_wait(c, POLLIN);
 		if (r)
 			return r;
@@ -178,6 +182,8 @@ static ssize_t conn_recv(struct rp_conn *c, void *buf, size_t len)
 				continue;
 			if (r != GNUTLS_E_AGAIN)
 				return tls_fail(c, r, true);
+			if (c->rx_nowait)
+				return -EAGAIN; /* GnuTLS keeps a part record */
 			w = io_wait(c, gnutls_record_get_direction(c->session)
 					       ? POLLOUT : POLLIN);
 		} else {
@@ -356,6 +362,16 @@ ssize_t rp_conn_readv(struct rp_conn *c, struct iovec *iov, int n)
 		}
 	}
 	return got;
+}
+
+ssize_t rp_conn_readv_nowait(struct rp_conn *c, struct iovec *iov, int n)
+{
+	ssize_t r;
+
+	c->rx_nowait = true;
+	r = rp_conn_readv(c, iov, n);
+	c->rx_nowait = false;
+	return r;
 }
 
 int rp_conn_send_with_data(struct rp_conn *c, const void *hdr, size_t hlen,

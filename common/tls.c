@@ -551,7 +551,8 @@ static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 	} else if (c->rbuf && len < RBUF_SIZE) {
 		/* read ahead: what has arrived, up to RBUF_SIZE */
 		do
-			n = recv(c->fd, c->rbuf, RBUF_SIZE, 0);
+			n = recv(c->fd, c->rbuf, RBUF_SIZE,
+				 c->rx_nowait ? MSG_DONTWAIT : 0);
 		while (n < 0 && errno == EINTR);
 		if (n > 0) {
 			c->rlen = (size_t)n;
@@ -562,7 +563,7 @@ static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 		goto done;
 	}
 	do
-		n = recv(c->fd, buf, len, 0);
+		n = recv(c->fd, buf, len, c->rx_nowait ? MSG_DONTWAIT : 0);
 	while (n < 0 && errno == EINTR);
 done:
 	if (n < 0) {

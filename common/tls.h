@@ -69,6 +69,7 @@ struct rp_conn {
 	bool ktls_tx, ktls_rx;/* the kernel carries this direction's records */
 	uint64_t deadline_ns; /* non-zero: waits end then (-ETIMEDOUT) */
 	int last_errno;       /* of the socket call GnuTLS saw fail */
+	bool rx_nowait;       /* rp_conn_readv_nowait runs: receives never wait */
 	/* user-space TLS: bytes read ahead of GnuTLS and records queued for
 	 * one send (see tls.c: few system calls per megabyte) */
 	uint8_t *rbuf, *wbuf;
@@ -117,6 +118,10 @@ int rp_conn_sendv_full(struct rp_conn *c, struct iovec *iov, int n);
 /* Reads what has arrived, at least one byte, into @iov (one system call
  * on a plain or kernel-TLS socket). Returns the count or -errno. */
 ssize_t rp_conn_readv(struct rp_conn *c, struct iovec *iov, int n);
+/* rp_conn_readv that never waits: -EAGAIN when no byte can be had now
+ * (user-space TLS: no record is complete). Call it until -EAGAIN before
+ * polling the socket: bytes TLS holds already make no socket readable. */
+ssize_t rp_conn_readv_nowait(struct rp_conn *c, struct iovec *iov, int n);
 /*
  * Sends @hdr (@hlen bytes) and then @len bytes: from @file_fd at @off
  * with sendfile when @file_fd >= 0 and the connection allows it (plain or

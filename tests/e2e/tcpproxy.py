@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """tcpproxy.py PORTFILE TARGET_PORT [--record DIR] [--flip N] [--flip-conn K]
+                                    [--chop]
 
 A TCP relay on 127.0.0.1 for the security tests: it listens on a free
 port (written to PORTFILE once listening) and relays every connection to
@@ -11,7 +12,12 @@ port (written to PORTFILE once listening) and relays every connection to
                stream, once: an on-path attacker changing a page in flight
 --flip-conn K  ... of connection K only (default: the first one to carry
                N+1 bytes). The flip is reported on stderr.
+--chop         passes the server-to-client stream on in pieces of 1, 7,
+               13, 29, 300 and 1000 bytes in turn, each sent on its own
+               after a pause of 0.3 ms: every message (and TLS record)
+               arrives split, at every place in its headers
 """
+import time
 import argparse
 import os
 import socket
@@ -24,6 +30,7 @@ a.add_argument("target", type=int)
 a.add_argument("--record")
 a.add_argument("--flip", type=int, default=-1)
 a.add_argument("--flip-conn", type=int, default=-1)
+a.add_argument("--chop", action="store_true")
 args = a.parse_args()
 
 lock = threading.Lock()
@@ -51,7 +58,10 @@ def pump(src, dst, idx, s2c, rec):
             if rec:
                 rec.write(b)
                 rec.flush()
-            dst.sendall(b)
+            if s2c and args.chop:
+                chop(dst, b)
+            else:
+                dst.sendall(b)
     except OSError:
         pass
     for s in (dst, src):
@@ -61,12 +71,30 @@ def pump(src, dst, idx, s2c, rec):
             pass
 
 
+PIECES = (1, 7, 13, 29, 300, 1000)
+
+
+def chop(dst, b):
+    i = 0
+    while i < len(b):
+        n = PIECES[chop.k % len(PIECES)]
+        chop.k += 1
+        dst.sendall(b[i:i + n])
+        i += n
+        time.sleep(0.0003)
+
+
+chop.k = 0
+
+
 def serve(c, idx):
     try:
         s = socket.create_connection(("127.0.0.1", args.target))
     except OSError:
         c.close()
         return
+    if args.chop:  # each piece leaves at once, on its own
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     r1 = r2 = None
     if args.record:
         r1 = open(os.path.join(args.record, "conn-%d.s2c" % idx), "wb")
