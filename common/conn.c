@@ -168,11 +168,14 @@ static ssize_t sock_readv(struct rp_conn *c, struct iovec *iov, int n)
 /* One receive of at most @len bytes: the count (> 0) or -errno. */
 static ssize_t conn_recv(struct rp_conn *c, void *buf, size_t len)
 {
+	unsigned nodata = 0;
+
 	for (;;) {
 		ssize_t r;
 		int w;
 
 		if (c->mode == RP_CONN_TLS && !c->ktls_rx) {
+			c->rx_blocked = false;
 			r = gnutls_record_recv(c->session, buf, len);
 			if (r > 0)
 				return r;
@@ -182,6 +185,14 @@ static ssize_t conn_recv(struct rp_conn *c, void *buf, size_t len)
 				continue;
 			if (r != GNUTLS_E_AGAIN)
 				return tls_fail(c, r, true);
+			/* GnuTLS also says "again" after a record that holds no
+			 * data (a TLS 1.3 KeyUpdate, a session ticket) while
+			 * the socket or the read-ahead may hold the next one:
+			 * only a socket that had nothing means wait */
+			if (!c->rx_blocked &&
+			    !gnutls_record_get_direction(c->session) &&
+			    ++nodata < 64)
+				continue;
 			if (c->rx_nowait)
 				return -EAGAIN; /* GnuTLS keeps a part record */
 			w = io_wait(c, gnutls_record_get_direction(c->session)

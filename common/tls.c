@@ -568,6 +568,8 @@ static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 done:
 	if (n < 0) {
 		c->last_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			c->rx_blocked = true;
 		gnutls_transport_set_errno(c->session, errno);
 		return -1;
 	}

@@ -70,6 +70,7 @@ struct rp_conn {
 	uint64_t deadline_ns; /* non-zero: waits end then (-ETIMEDOUT) */
 	int last_errno;       /* of the socket call GnuTLS saw fail */
 	bool rx_nowait;       /* rp_conn_readv_nowait runs: receives never wait */
+	bool rx_blocked;      /* the socket had nothing for GnuTLS (EAGAIN) */
 	/* user-space TLS: bytes read ahead of GnuTLS and records queued for
 	 * one send (see tls.c: few system calls per megabyte) */
 	uint8_t *rbuf, *wbuf;

@@ -89,7 +89,8 @@ int main(int argc, char **argv)
 	if (register_proto_tests() || register_proto_rdma_tests() || register_fc_tests() ||
 	    register_util_tests() || register_uffd_tests() ||
 	    register_attach_tests() || register_place_tests() ||
-	    register_live_tests() || register_metrics_tests()) {
+	    register_live_tests() || register_metrics_tests() ||
+	    register_tls_tests()) {
 		fprintf(stderr, "cannot register tests: %s\n", CU_get_error_msg());
 		return 2;
 	}

@@ -15,6 +15,7 @@ int register_attach_tests(void);
 int register_place_tests(void);
 int register_live_tests(void);
 int register_metrics_tests(void);
+int register_tls_tests(void);
 
 /* Registers test function t_NAME as SUITE/NAME (unit-tests -l lists them,
  * unit-tests -s SUITE/NAME runs one). */
