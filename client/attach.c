@@ -641,9 +641,10 @@ static void *fault_main(void *arg)
 			serve_pending(a, a->child[i]);
 		/* every page asked for in this turn: one submit */
 		att_urgent_flush(a);
-		/* answers there already (the local transport's, a quick
-		 * network's) are placed now; the faults they let go are
-		 * served next turn, without sleeping */
+		/* answers there already (the local transport's: a network's
+		 * come once poll finds the connection readable) and slots
+		 * whose placement met -EAGAIN are placed now; the faults they
+		 * let go (a slot freed) are served next turn, without sleeping */
 		kick = false;
 		if (att_urgent_process(a, &kick))
 			break;

@@ -44,6 +44,10 @@ struct tcp_chan {
 	 * headers here, its data in the request's dst) */
 	uint8_t rxh[RP_HDR_LEN + RP_PAGE_DATA_HDR];
 	size_t rx_have;
+	/* an ERROR frame came instead: its payload so far */
+	bool rx_err;
+	uint8_t errbuf[8 + RP_MAX_ERRMSG];
+	uint32_t err_len, err_have;
 };
 
 static int proto_fail(const char *peer, const char *why)
@@ -52,24 +56,33 @@ static int proto_fail(const char *peer, const char *why)
 	return -EPROTO;
 }
 
+/* The payload of an ERROR frame, @len bytes at @buf: its message logged,
+ * its code as -errno. */
+static int error_report(const char *peer, const uint8_t *buf, uint32_t len)
+{
+	struct rp_error e;
+	const char *why = NULL;
+
+	if (rp_error_decode(buf, len, &e, &why))
+		return proto_fail(peer, why ? why : "malformed ERROR frame");
+	rp_err("server %s refused: %s", peer, e.msg);
+	return e.code > 0 && e.code < 4096 ? -e.code : -EPROTO;
+}
+
 /* Reads the frame after a header of type ERROR and reports it. @pre holds
  * the first @npre payload bytes when they were read already. */
 static int server_error_pre(struct rp_conn *c, const struct rp_hdr *h,
 			    const char *peer, const uint8_t *pre, size_t npre)
 {
 	uint8_t buf[8 + RP_MAX_ERRMSG];
-	struct rp_error e;
-	const char *why = NULL;
 
 	if (h->len > sizeof(buf) || npre > h->len)
 		return proto_fail(peer, "malformed ERROR frame");
 	if (npre)
 		memcpy(buf, pre, npre);
-	if (rp_conn_read_full(c, buf + npre, h->len - npre) ||
-	    rp_error_decode(buf, h->len, &e, &why))
-		return proto_fail(peer, why ? why : "malformed ERROR frame");
-	rp_err("server %s refused: %s", peer, e.msg);
-	return e.code > 0 && e.code < 4096 ? -e.code : -EPROTO;
+	if (rp_conn_read_full(c, buf + npre, h->len - npre))
+		return proto_fail(peer, "malformed ERROR frame");
+	return error_report(peer, buf, h->len);
 }
 
 static int server_error(struct rp_conn *c, const struct rp_hdr *h,
@@ -327,19 +340,22 @@ static int check_partial(struct tcp_chan *tc, const struct tcp_req *rq,
 	if (rp_hdr_decode(tc->rxh, &h, &why))
 		return proto_fail(tc->peer, why);
 	if (prev < RP_HDR_LEN && h.type == RP_MSG_ERROR) {
-		uint8_t pre[8 + RP_MAX_ERRMSG];
-		size_t npre = RP_MIN(have, hl) - RP_HDR_LEN;
+		size_t inh = RP_MIN(have, hl) - RP_HDR_LEN;
 
-		if (have - RP_HDR_LEN > sizeof(pre))
+		/* the server ends the connection with it; its payload is
+		 * gathered without waiting, as an answer is */
+		if (h.len > sizeof(tc->errbuf) || have - RP_HDR_LEN > h.len)
 			return proto_fail(tc->peer, "malformed ERROR frame");
-		memcpy(pre, tc->rxh + RP_HDR_LEN, npre);
+		memcpy(tc->errbuf, tc->rxh + RP_HDR_LEN, inh);
 		if (have > hl)
-			memcpy(pre + npre, rq->f.dst, have - hl);
-		/* the server ends the connection with it: the rest of the
-		 * frame follows at once */
-		return server_error_pre(&tc->conn, &h, tc->peer, pre,
-					have - RP_HDR_LEN);
+			memcpy(tc->errbuf + inh, rq->f.dst, have - hl);
+		tc->rx_err = true;
+		tc->err_len = h.len;
+		tc->err_have = (uint32_t)(have - RP_HDR_LEN);
+		return 0;
 	}
+	if (tc->rx_err)
+		return 0;
 	if (prev < RP_HDR_LEN) {
 		if (h.type != RP_MSG_PAGE_DATA)
 			return proto_fail(tc->peer, "sent an unexpected message instead of page data");
@@ -355,6 +371,22 @@ static int check_partial(struct tcp_chan *tc, const struct tcp_req *rq,
 			return proto_fail(tc->peer, "sent page data for a range that was not asked for");
 	}
 	return 0;
+}
+
+/* An ERROR frame came instead of the answer: gathers the rest of its
+ * payload without waiting. -EAGAIN until it is whole, then its error. */
+static int error_rest(struct tcp_chan *tc)
+{
+	while (tc->err_have < tc->err_len) {
+		struct iovec iov = { tc->errbuf + tc->err_have,
+				     tc->err_len - tc->err_have };
+		ssize_t r = rp_conn_readv_nowait(&tc->conn, &iov, 1);
+
+		if (r < 0)
+			return (int)r;
+		tc->err_have += (uint32_t)r;
+	}
+	return error_report(tc->peer, tc->errbuf, tc->err_len);
 }
 
 static int tcp_try_one(struct rp_chan *ch, uint64_t *tag)
@@ -373,7 +405,7 @@ static int tcp_try_one(struct rp_chan *ch, uint64_t *tag)
 	pthread_mutex_unlock(&tc->qlock);
 	if (ret)
 		return ret;
-	while (tc->rx_have < hl + rq.f.len) {
+	while (!tc->rx_err && tc->rx_have < hl + rq.f.len) {
 		size_t prev = tc->rx_have, d = prev > hl ? prev - hl : 0;
 		struct iovec iov[2] = {
 			{ tc->rxh + RP_MIN(prev, hl), hl - RP_MIN(prev, hl) },
@@ -393,6 +425,11 @@ static int tcp_try_one(struct rp_chan *ch, uint64_t *tag)
 		ret = check_partial(tc, &rq, prev, tc->rx_have);
 		if (ret)
 			break;
+	}
+	if (!ret && tc->rx_err) {
+		ret = error_rest(tc);
+		if (ret == -EAGAIN)
+			return ret;
 	}
 	return answer_end(tc, &rq, ret, tag);
 }

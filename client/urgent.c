@@ -508,10 +508,13 @@ int att_urgent_process(struct rpage_attach *a, bool *busy)
 	}
 	/* a new channel may have answered already */
 	read_answers(a, busy);
-	/* place what arrived (and what met -EAGAIN before) */
+	/* place what arrived (and what met -EAGAIN before); a slot freed
+	 * lets a fault waiting for one go on: the caller looks again at once */
 	for (unsigned i = 0; i < a->nfl; i++)
-		if (a->fl[i].state == SLOT_DONE && place_slot(a, &a->fl[i]))
+		if (a->fl[i].state == SLOT_DONE && place_slot(a, &a->fl[i])) {
 			a->fl[i].state = SLOT_FREE;
+			*busy = true;
+		}
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tcpproxy.py PORTFILE TARGET_PORT [--record DIR] [--flip N] [--flip-conn K]
-                                    [--chop]
+                                    [--chop] [--error-at K]
 
 A TCP relay on 127.0.0.1 for the security tests: it listens on a free
 port (written to PORTFILE once listening) and relays every connection to
@@ -16,7 +16,12 @@ port (written to PORTFILE once listening) and relays every connection to
                13, 29, 300 and 1000 bytes in turn, each sent on its own
                after a pause of 0.3 ms: every message (and TLS record)
                arrives split, at every place in its headers
+--error-at K   plain TCP only: the K-th 4 KiB page answer of the first
+               connection that carries K of them is replaced by an ERROR
+               frame (EIO, "tcpproxy: injected error"), sent in five pieces
+               a second apart; then that connection is closed
 """
+import struct
 import time
 import argparse
 import os
@@ -31,19 +36,60 @@ a.add_argument("--record")
 a.add_argument("--flip", type=int, default=-1)
 a.add_argument("--flip-conn", type=int, default=-1)
 a.add_argument("--chop", action="store_true")
+a.add_argument("--error-at", type=int, default=0)
 args = a.parse_args()
 
 lock = threading.Lock()
 flipped = [False]
 
 
+ERR_MSG = b"tcpproxy: injected error"
+injected = [False]
+
+
+def error_frames(dst, b, st):
+    """--error-at: passes whole frames on, and the K-th page answer as
+    an ERROR frame in pieces. True once the connection is to end."""
+    st["buf"] += b
+    buf = st["buf"]
+    while len(buf) >= 16:
+        typ, _, ln, tag = struct.unpack_from("<HHIQ", buf, 0)
+        if len(buf) < 16 + ln:
+            break
+        frame, buf = buf[:16 + ln], buf[16 + ln:]
+        if typ == 6 and ln == 16 + 4096:
+            st["pages"] += 1
+        if st["pages"] == args.error_at and typ == 6 and ln == 16 + 4096:
+            with lock:
+                mine = not injected[0]
+                injected[0] = True
+            if mine:
+                pay = struct.pack("<iHH", 5, len(ERR_MSG), 0) + ERR_MSG
+                e = struct.pack("<HHIQ", 7, 0, len(pay), tag) + pay
+                for a, z in ((0, 5), (5, 16), (16, 19), (19, 30), (30, len(e))):
+                    dst.sendall(e[a:z])
+                    time.sleep(1)
+                print("tcpproxy: answered page request %d with an ERROR frame in pieces"
+                      % args.error_at, file=sys.stderr, flush=True)
+                st["buf"] = b""
+                return True
+        dst.sendall(frame)
+    st["buf"] = buf
+    return False
+
+
 def pump(src, dst, idx, s2c, rec):
     seen = 0
+    st = {"buf": b"", "pages": 0}
     try:
         while True:
             b = src.recv(65536)
             if not b:
                 break
+            if s2c and args.error_at > 0:
+                if error_frames(dst, b, st):
+                    break
+                continue
             if s2c and args.flip >= 0 and seen <= args.flip < seen + len(b) \
                     and (args.flip_conn < 0 or args.flip_conn == idx):
                 with lock:
