@@ -38,7 +38,8 @@
 #   loss     pair + netem loss 1% on both ends (ACK timeout 14: fast recovery)
 #   torture  rxe_single: rpage-torture (the seeded random workload checked
 #            against a shadow model) over RDMA, with and without the fill,
-#            for TORTURE_DURATION each (default 60s)
+#            for TORTURE_DURATION each (default 60s), seed TORTURE_SEED
+#            (default: a new one each run)
 #   measure  rxe_single: the same workload over --transport rdma and tcp;
 #            prints "RDMA-VS-TCP ..." lines (fault latency p50/p99, fill
 #            rate, server CPU per fault) for docs/PERFORMANCE.md
@@ -202,7 +203,8 @@ run_client_guest() {
 t_torture() { # CONFIG
 	[ -x "$here/rpage-torture" ] || { echo "rdma-e2e: rpage-torture missing from the payload" >&2; return 1; }
 	BIN=$BIN TBIN=$here HOST=$RXE_SERVER_IP TORTURE_THREADS=${TORTURE_THREADS:-3} \
-		sh "$here/torture-run.sh" -d "${TORTURE_DURATION:-60s}" "$1"
+		sh "$here/torture-run.sh" -d "${TORTURE_DURATION:-60s}" \
+		${TORTURE_SEED:+-s "$TORTURE_SEED"} "$1"
 }
 
 # no device: rdma fails clearly, auto falls back to tcp
