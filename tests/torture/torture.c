@@ -147,6 +147,7 @@ struct epoch {
 static volatile int g_failed;
 static uint64_t g_tag;
 static uint64_t g_ops[OP_NUM], g_epochs, g_kids, g_mismatch;
+static uint64_t g_checked; /* pages the checks between phases read */
 static pthread_mutex_t g_out = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t rnd(uint64_t *s)
@@ -720,8 +721,13 @@ static void verify_all(struct epoch *e, const char *who)
 	uint64_t rng = e->seed;
 
 	for (uint64_t pg = 0; pg < e->npages && !g_failed; pg++)
-		if (mapped(e, pg))
+		if (mapped(e, pg)) {
 			verify(e, who, pg, page_addr(e, pg), &rng);
+			/* progress for the watchdog: without the fill, a
+			 * slow host takes minutes to fault a large region
+			 * in, page by page */
+			__atomic_add_fetch(&g_checked, 1, __ATOMIC_RELAXED);
+		}
 }
 
 /* ---- epochs ---- */
@@ -1041,7 +1047,8 @@ static void *watchdog_main(void *arg)
 
 	for (;;) {
 		struct epoch *e = g_cur;
-		uint64_t n = g_epochs * 1000003ull;
+		uint64_t n = g_epochs * 1000003ull +
+			     __atomic_load_n(&g_checked, __ATOMIC_RELAXED);
 
 		sleep(1);
 		for (unsigned i = 0; e && i < o->threads; i++)
