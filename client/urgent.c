@@ -47,13 +47,20 @@ static const struct att_range *range_of(const struct rpage_attach *a,
 /* Queues an answer (or a channel event) for the fault thread. */
 static void dq_push(struct rpage_attach *a, uint64_t tag, int err)
 {
+	bool full;
+
 	pthread_mutex_lock(&a->dlock);
-	if (a->dcount < a->dcap) {
+	full = a->dcount >= a->dcap;
+	if (!full) {
 		a->dq[(a->dhead + a->dcount) % a->dcap] =
 			(struct att_done){ tag, err };
 		a->dcount++;
 	}
 	pthread_mutex_unlock(&a->dlock);
+	/* it holds every answer a channel can owe twice over: never full */
+	if (full)
+		rp_err("internal: the urgent answer queue is full (%u): answer %" PRIu64 " (%d) dropped",
+		       a->dcap, tag, err);
 	rp_efd_signal(a->done_efd);
 }
 
