@@ -5,7 +5,7 @@
 # with a message naming the fix: a Unix socket in a directory it cannot
 # write, a port below net.ipv4.ip_unprivileged_port_start, and a process
 # of another user, which it can neither signal nor inspect (served, with a
-# warning that it would be kept blocked rather than killed).
+# warning; kept blocked when its source is lost, never reading zeros).
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root to start the daemons as another user"
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
@@ -86,6 +86,24 @@ if [ "$start" -gt 1 ]; then
 else
 	echo "every port is open to any user here (net.ipv4.ip_unprivileged_port_start=$start): not checked"
 fi
+
+# --- a process of another user whose source is gone: it cannot be killed,
+# so its userfaultfd is held and it stays blocked, never reading zeros
+start_client --connect 127.0.0.1:"$PORT" --resume-timeout 1
+stop_server
+"$BIN/rpage-bench" guest --uffd-socket "$SOCK" --size 16M --seed 21 \
+	>"$WORK/guest-lost.log" 2>&1 &
+GUEST=$!
+PIDS="$PIDS $GUEST"
+wait_line "$WORK/client.log" "stays blocked: its userfaultfd is kept open until it exits" 20
+sleep 1
+kill -0 "$GUEST" 2>/dev/null || fail "the process went on after its source was lost: $(cat "$WORK/guest-lost.log")"
+grep -q "cannot be killed (Operation not permitted).*CAP_KILL" "$WORK/client.log" ||
+	fail "the refused kill does not name CAP_KILL"
+kill "$GUEST"
+wait "$GUEST" 2>/dev/null || true
+kill -0 "$CLI_PID" || fail "the daemon died"
+
 cat "$WORK/nodir.log"
-grep "another user\|uid" "$WORK/client.log" || true
+grep "uid\|blocked" "$WORK/client.log" || true
 cat "$WORK/guest.log"
