@@ -5,7 +5,8 @@
 # with a message naming the fix: a Unix socket in a directory it cannot
 # write, a port below net.ipv4.ip_unprivileged_port_start, and a process
 # of another user, which it can neither signal nor inspect (served, with a
-# warning; kept blocked when its source is lost, never reading zeros).
+# warning; kept blocked when its source is lost, never reading zeros); and
+# a live migration's destination without fork events (CAP_SYS_PTRACE).
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root to start the daemons as another user"
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
@@ -110,6 +111,21 @@ grep -q "cannot be killed (Operation not permitted).*CAP_KILL" "$WORK/client.log
 kill "$GUEST"
 wait "$GUEST" 2>/dev/null || true
 kill -0 "$CLI_PID" || fail "the daemon died"
+
+# --- a live migration as that user (both ends in one rpage-bench): the
+# destination may not have fork events (CAP_SYS_PTRACE), goes on without
+# them and says what a child forked early would read
+# shellcheck disable=SC2086
+$AS_USER "$BIN/rpage-server" --gen-psk "$WORK/live.psk" --identity live >/dev/null ||
+	fail "rpage-server --gen-psk as uid $U"
+# shellcheck disable=SC2086
+(cd "$WORK" && timeout 120 $AS_USER "$BIN/rpage-bench" migrate --json \
+	--psk-file "$WORK/live.psk" --size 32M --write-rate 5 --duration 2 \
+	--mode postcopy) >"$WORK/live.json" 2>"$WORK/live.log" ||
+	fail "live migration as uid $U failed"
+json_check "$WORK/live.json" 's[0]["verified"] is True and s[0]["postcopy_pages"] > 0'
+grep -q "no fork events (UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE.*reads the pages still missing as zeros" \
+	"$WORK/live.log" || fail "no word of the fork events the destination went without"
 
 cat "$WORK/nodir.log"
 grep "uid\|blocked" "$WORK/client.log" || true
