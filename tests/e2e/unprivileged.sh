@@ -3,7 +3,8 @@
 # capabilities) over TCP: a post-copy with every byte checked by a process
 # of the same user. Then what such a user lacks, each refused or degraded
 # with a message naming the fix: a Unix socket in a directory it cannot
-# write, a port below net.ipv4.ip_unprivileged_port_start, and a process
+# write or for a group it is not in, a region file it cannot read, a port
+# below net.ipv4.ip_unprivileged_port_start, and a process
 # of another user, which it can neither signal nor inspect (served, with a
 # warning; kept blocked when its source is lost, never reading zeros); and
 # a live migration's destination without fork events (CAP_SYS_PTRACE).
@@ -79,6 +80,25 @@ grep -q "$WORK/rootdir is not writable by uid $U" "$WORK/nodir.log" ||
 	fail "the refusal does not name the directory and the user"
 grep -q "RuntimeDirectory=" "$WORK/nodir.log" || fail "the refusal names no fix"
 
+# --- a group the user is not in, for the socket: refused, naming why
+# shellcheck disable=SC2086
+if $AS_USER "$BIN/rpage-client" --connect 127.0.0.1:"$PORT" --once \
+	--uffd-socket "$WORK/g.sock" --socket-group 0 --socket-mode 0660 >"$WORK/group.log" 2>&1; then
+	fail "rpage-client gave its socket to a group uid $U is not in"
+fi
+grep -q "cannot give $WORK/g.sock to group 0: Operation not permitted.*member of that group.*CAP_CHOWN" \
+	"$WORK/group.log" || fail "the refused group names no fix"
+
+# --- a region file the user cannot read: refused, naming the uid
+install -m 0600 -o 0 -g 0 /dev/null "$WORK/secret.img"
+# shellcheck disable=SC2086
+if $AS_USER "$BIN/rpage-server" --listen 127.0.0.1:0 --region mem="$WORK/secret.img" \
+	>"$WORK/noread.log" 2>&1; then
+	fail "rpage-server served a file uid $U cannot read"
+fi
+grep -q "cannot open $WORK/secret.img: Permission denied: it must be readable by uid $U" \
+	"$WORK/noread.log" || fail "the unreadable region names no fix"
+
 # --- a port below net.ipv4.ip_unprivileged_port_start
 start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
 if [ "$start" -gt 1 ]; then
@@ -127,6 +147,6 @@ json_check "$WORK/live.json" 's[0]["verified"] is True and s[0]["postcopy_pages"
 grep -q "no fork events (UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE.*reads the pages still missing as zeros" \
 	"$WORK/live.log" || fail "no word of the fork events the destination went without"
 
-cat "$WORK/nodir.log"
+cat "$WORK/nodir.log" "$WORK/group.log" "$WORK/noread.log"
 grep "uid\|blocked" "$WORK/client.log" || true
 cat "$WORK/guest.log"
