@@ -660,14 +660,26 @@ static int drop_redirtied(struct rpage_live_dest *d,
  * which keeps their semantics exact. */
 static int register_missing(struct rpage_live_dest *d, int *uffd)
 {
+	uint64_t f = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+		     UFFD_FEATURE_EVENT_REMAP;
 	int ret;
 
-	*uffd = rp_uffd_open(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
-				     UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_FORK,
-			     NULL);
+	*uffd = rp_uffd_open(f | UFFD_FEATURE_EVENT_FORK, NULL);
+	if (*uffd == -EPERM) {
+		/* fork events need CAP_SYS_PTRACE; the rest does not */
+		*uffd = rp_uffd_open(f, NULL);
+		if (*uffd >= 0)
+			rp_warn("userfaultfd: no fork events (%s): a child this "
+				"process forks before every page has arrived "
+				"reads the pages still missing as zeros; fork "
+				"only after the migration completes",
+				rp_uffd_perm_hint(UFFD_FEATURE_EVENT_FORK));
+	}
 	if (*uffd < 0) {
 		ret = *uffd;
-		rp_err("userfaultfd: %s", strerror(-ret));
+		rp_err("userfaultfd: %s%s%s", strerror(-ret),
+		       ret == -EPERM ? ": " : "",
+		       ret == -EPERM ? rp_uffd_perm_hint(f) : "");
 		return ret;
 	}
 	ret = rp_uffd_register(*uffd, d->mem, d->length,

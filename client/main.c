@@ -569,31 +569,34 @@ static bool guest_missing(struct guest *g)
  * (releasing the userfaultfd first would let them). The descriptor is
  * released when the process is gone (its socket closes).
  */
-static void guest_kill(struct guest *g, const char *why)
+static int guest_kill(struct guest *g, const char *why)
 {
 	int ret;
 
 	if (g->killed)
-		return;
-	g->killed = true;
+		return 0;
 	ret = g->pidfd >= 0 ? rp_pidfd_kill(g->pidfd, SIGKILL) : -ENOENT;
 	if (ret == -ESRCH)
-		return; /* it has exited already */
-	if (ret)
-		fprintf(stderr, "rpage-client: %s: cannot be killed (%s) although %s: its userfaultfd stays open, so it stays blocked\n",
-			g->name, strerror(-ret), why);
-	else
-		fprintf(stderr, "rpage-client: %s killed: %s, and its pages that have not arrived must never read as zeros\n",
-			g->name, why);
+		return 0; /* it has exited already */
+	if (ret) {
+		fprintf(stderr, "rpage-client: %s: cannot be killed (%s) although %s: its userfaultfd stays open, so it stays blocked%s\n",
+			g->name, strerror(-ret), why,
+			ret == -EPERM ? " (to kill it, run rpage-client as the process's user or give it CAP_KILL)" : "");
+		return ret;
+	}
+	g->killed = true;
+	fprintf(stderr, "rpage-client: %s killed: %s, and its pages that have not arrived must never read as zeros\n",
+		g->name, why);
+	return 0;
 }
 
 /*
  * A process whose userfaultfd we hold but whose memory we will not serve
  * to the end (its attach failed after its handshake was accepted, or we
  * are stopping) must not be left to read missing
- * pages as zeros when we let the descriptor go: killed first, or (wait)
- * its descriptor is held until it exits. A process that closed its socket
- * has gone.
+ * pages as zeros when we let the descriptor go: killed first, or (wait,
+ * or when it cannot be killed) its descriptor is held until it exits. A
+ * process that closed its socket has gone.
  */
 static void guest_fail_closed(struct client *c, struct guest *g)
 {
@@ -604,18 +607,17 @@ static void guest_fail_closed(struct client *c, struct guest *g)
 
 	if (!missing)
 		return;
-	if (!c->wait_policy) {
-		guest_kill(g, "its memory can no longer be served");
+	if (!c->wait_policy &&
+	    guest_kill(g, "its memory can no longer be served") == 0)
 		return;
-	}
 	if (g->pidfd < 0 || c->nheld == MAX_GUESTS) {
-		fprintf(stderr, "rpage-client: %s: cannot tell when it exits: its userfaultfd is kept open for as long as we run (--on-source-lost=wait)\n",
-			g->name);
+		fprintf(stderr, "rpage-client: %s: cannot tell when it exits: its userfaultfd is kept open for as long as we run%s\n",
+			g->name, c->wait_policy ? " (--on-source-lost=wait)" : "");
 		g->uffd = -1; /* leaked on purpose: it stays blocked */
 		return;
 	}
-	fprintf(stderr, "rpage-client: %s stays blocked (--on-source-lost=wait): its userfaultfd is kept open until it exits\n",
-		g->name);
+	fprintf(stderr, "rpage-client: %s stays blocked%s: its userfaultfd is kept open until it exits\n",
+		g->name, c->wait_policy ? " (--on-source-lost=wait)" : "");
 	c->held[c->nheld].uffd = g->uffd;
 	c->held[c->nheld++].pidfd = g->pidfd;
 	g->uffd = g->pidfd = -1;
@@ -764,6 +766,32 @@ static unsigned pending(const struct client *c)
 	return n;
 }
 
+/*
+ * What this daemon may not do to process @g, said when it connects: signal
+ * it (to kill it when its memory can no longer be served: it is kept
+ * blocked instead), or read its /proc/PID/maps (to know what a fault
+ * outside its ranges may read: such a fault ends its service). Both are
+ * refused for a process of another user unless we have the capability.
+ */
+static void guest_check_reach(const struct guest *g)
+{
+	char path[64];
+	int fd;
+
+	if (g->pidfd >= 0 && rp_pidfd_kill(g->pidfd, 0) == -EPERM)
+		fprintf(stderr, "rpage-client: %s (uid %u): this daemon (uid %u) cannot signal it: if its memory can no longer be served it is kept blocked instead of killed; to kill it, run rpage-client as its user or with CAP_KILL (AmbientCapabilities=CAP_KILL in the unit)\n",
+			g->name, (unsigned)g->uid, (unsigned)geteuid());
+	if (!g->pid)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)g->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	else if (errno == EACCES || errno == EPERM)
+		fprintf(stderr, "rpage-client: %s (uid %u): this daemon (uid %u) cannot read %s: a fault outside the ranges it handed over (memory it mapped since) ends its service rather than reading zeros; run rpage-client as its user or with CAP_SYS_PTRACE\n",
+			g->name, (unsigned)g->uid, (unsigned)geteuid(), path);
+}
+
 static void accept_guest(struct client *c)
 {
 	struct ucred cr = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
@@ -814,6 +842,7 @@ static void accept_guest(struct client *c)
 	pthread_mutex_unlock(&c->mlock);
 	fprintf(stderr, "rpage-client: %s connected (uid %u, gid %u)\n", g->name,
 		(unsigned)cr.uid, (unsigned)cr.gid);
+	guest_check_reach(g);
 }
 
 static void progress(struct client *c, bool force)
@@ -867,6 +896,30 @@ static void progress(struct client *c, bool force)
 		fprintf(stderr, "rpage-client: progress: %s\n", line);
 }
 
+/* Says why the socket @path cannot be made in its directory (@err from
+ * bind) and what to change. */
+static void unix_dir_refused(const char *path, int err)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	if (err == -EROFS) {
+		fprintf(stderr, "rpage-client: cannot make the socket %s: %s is on a read-only file system (ReadWritePaths= in the unit, or another --uffd-socket)\n",
+			path, dir);
+		return;
+	}
+	fprintf(stderr, "rpage-client: cannot make the socket %s: %s is not writable by uid %u (%s): give the daemon's user a directory of its own (RuntimeDirectory=rpage in the systemd unit makes /run/rpage; or mkdir, then chown it to that user), or choose another --uffd-socket\n",
+		path, dir, (unsigned)geteuid(), strerror(-err));
+}
+
 /* The Unix socket, created with mode 0600 from the start (no window in
  * which the umask's mode applies), then given @mode and @gid. */
 static int listen_unix(const char *path, mode_t mode, gid_t gid)
@@ -887,7 +940,14 @@ static int listen_unix(const char *path, mode_t mode, gid_t gid)
 				path);
 			return -EEXIST;
 		}
-		unlink(path); /* stale socket from an earlier run */
+		/* stale socket from an earlier run */
+		if (unlink(path) < 0 && (errno == EACCES || errno == EPERM ||
+					 errno == EROFS)) {
+			int e = -errno;
+
+			unix_dir_refused(path, e);
+			return e;
+		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -895,9 +955,18 @@ static int listen_unix(const char *path, mode_t mode, gid_t gid)
 	old = umask(0177);
 	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
+	if (ret < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+		int e = -errno;
+
+		unix_dir_refused(path, e);
+		close(fd);
+		return e;
+	}
 	if (ret == 0 && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
-		fprintf(stderr, "rpage-client: cannot give %s to group %u: %s\n",
-			path, (unsigned)gid, strerror(errno));
+		fprintf(stderr, "rpage-client: cannot give %s to group %u: %s%s\n",
+			path, (unsigned)gid, strerror(errno),
+			errno == EPERM ? " (the daemon's user must be a member of that group: usermod -aG, or SupplementaryGroups= in the unit; or run it with CAP_CHOWN)"
+				       : "");
 		ret = -1;
 	} else if (ret == 0 && chmod(path, mode) < 0) {
 		fprintf(stderr, "rpage-client: cannot set mode %04o on %s: %s\n",

@@ -631,11 +631,12 @@ static int rdma_reg_buf(struct rp_chan *ch, void *ptr, size_t len)
 	rp_numa_move(ptr, len, rc->node);
 	ret = rp_ibv_reg_mr(rc->pd, ptr, len, IBV_ACCESS_LOCAL_WRITE, &mr);
 	if (ret) {
-		rp_err("RDMA: registering a %zu-byte staging buffer on %s failed: %s%s",
-		       len, rc->dev, strerror(-ret),
-		       ret == -ENOMEM || ret == -EPERM
-			       ? " (raise the locked-memory limit: ulimit -l)"
-			       : "");
+		char hint[512] = "";
+
+		if (ret == -ENOMEM || ret == -EPERM)
+			rp_memlock_hint(len, hint, sizeof(hint));
+		rp_err("RDMA: registering a %zu-byte staging buffer on %s failed: %s%s%s",
+		       len, rc->dev, strerror(-ret), *hint ? ": " : "", hint);
 		return ret;
 	}
 	rc->bufs[rc->nbufs++] = (struct rbuf){ ptr, len, mr };

@@ -265,8 +265,9 @@ int rp_dirty_start(void *mem, uint64_t len, uint32_t psize, bool force_sync,
 	pthread_mutex_init(&d->lock, NULL);
 	ret = open_tracker(d, force_sync);
 	if (ret) {
-		rp_err("no userfaultfd write-protect for dirty tracking: %s",
-		       strerror(-ret));
+		rp_err("no userfaultfd write-protect for dirty tracking: %s%s%s",
+		       strerror(-ret), ret == -EPERM ? ": " : "",
+		       ret == -EPERM ? rp_uffd_perm_hint(0) : "");
 		goto fail;
 	}
 	ret = rp_uffd_register(d->uffd, mem, len, UFFDIO_REGISTER_MODE_WP,

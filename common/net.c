@@ -18,6 +18,20 @@ static int gai_errno(int e)
 	return e == EAI_SYSTEM ? -errno : -ENOENT;
 }
 
+/* net.ipv4.ip_unprivileged_port_start: 1024 when it cannot be read. */
+static long unprivileged_port_start(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+	long v = 1024;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 1024;
+		fclose(f);
+	}
+	return v;
+}
+
 int rp_tcp_listen(const char *host, const char *port, int backlog)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
@@ -45,7 +59,11 @@ int rp_tcp_listen(const char *host, const char *port, int backlog)
 		fd = e;
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
+	if (fd == -EACCES)
+		rp_err("cannot listen on %s:%s: %s: port %s is below %ld, the first this user may bind (sysctl net.ipv4.ip_unprivileged_port_start): give the program CAP_NET_BIND_SERVICE (AmbientCapabilities=CAP_NET_BIND_SERVICE in the unit), lower net.ipv4.ip_unprivileged_port_start, or use a port of %ld or above",
+		       host && *host ? host : "*", port, strerror(-fd), port,
+		       unprivileged_port_start(), unprivileged_port_start());
+	else if (fd < 0)
 		rp_err("cannot listen on %s:%s: %s", host && *host ? host : "*",
 		       port, fd == -ENOENT ? "name does not resolve"
 					    : strerror(-fd));

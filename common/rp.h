@@ -50,6 +50,11 @@ static inline bool rp_is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+/* For a memory registration of @len bytes refused for want of lockable
+ * memory (ENOMEM, EPERM from ibv_reg_mr): the locked-memory limit, what is
+ * pinned already, what is needed and how to raise it, into @buf. */
+void rp_memlock_hint(size_t len, char *buf, size_t n);
+
 /* Full-length I/O on blocking (or poll-driven) descriptors: 0 or -errno.
  * -ECONNRESET when the peer closes before @len bytes. */
 int rp_read_full(int fd, void *buf, size_t len);

@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -767,6 +768,11 @@ static void ktls_try(struct rp_conn *c, const struct rpage_tls *t,
 		return;
 	}
 	if (setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+		static atomic_bool told;
+
+		if (errno == ENOENT && !atomic_exchange(&told, true))
+			rp_info("no kernel TLS (TCP_ULP tls: %s): TLS stays in user space. If the kernel has the tls module, load it (modprobe tls, or tls in /etc/modules-load.d/): only a process with CAP_NET_ADMIN loads it by itself",
+				strerror(errno));
 		snprintf(why, wl, "no kernel TLS here (TCP_ULP tls: %s)",
 			 strerror(errno));
 		return;

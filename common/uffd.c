@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -16,25 +17,52 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
-static int uffd_raw_open(void)
+/* A userfaultfd from /dev/userfaultfd (Linux 6.1+): its file mode, not a
+ * capability, says who may have one. The fd, or -errno. */
+static int uffd_dev_open(int flags)
 {
-	int flags = O_CLOEXEC | O_NONBLOCK;
-	int fd = (int)syscall(__NR_userfaultfd, flags | UFFD_USER_MODE_ONLY);
-	int dev;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC), fd;
 
-	if (fd >= 0)
-		return fd;
-	fd = (int)syscall(__NR_userfaultfd, flags);
-	if (fd >= 0)
-		return fd;
-	/* refused (vm.unprivileged_userfaultfd = 0): try the device */
-	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev < 0)
-		return -EPERM;
+		return -errno;
 	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
 	if (fd < 0)
 		fd = -errno;
 	close(dev);
+	return fd;
+}
+
+/*
+ * A userfaultfd that handles every fault, the kernel's own accesses too (a
+ * read(2) into this memory, O_DIRECT, vhost, KVM), where this process may
+ * have one: with CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1, or access
+ * to /dev/userfaultfd. Otherwise one for faults from user mode only, which
+ * any user may open (Linux 5.11+); what that loses is said once.
+ */
+static int uffd_raw_open(void)
+{
+	static atomic_bool told;
+	int flags = O_CLOEXEC | O_NONBLOCK;
+	int fd = (int)syscall(__NR_userfaultfd, flags), e;
+
+	if (fd >= 0)
+		return fd;
+	e = -errno;
+	fd = uffd_dev_open(flags);
+	if (fd >= 0)
+		return fd;
+	fd = (int)syscall(__NR_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return e == -EPERM || e == -EACCES ? -EPERM : e;
+	if (!atomic_exchange(&told, true))
+		rp_warn("userfaultfd: user-mode faults only (%s): a system call "
+			"that touches a page not yet arrived (read(2) or write(2) "
+			"with a buffer in that memory, O_DIRECT, vhost, KVM) fails "
+			"with EFAULT instead of waiting for it. To serve those too: "
+			"sysctl vm.unprivileged_userfaultfd=1, or give this user "
+			"read-write access to /dev/userfaultfd, or CAP_SYS_PTRACE",
+			"vm.unprivileged_userfaultfd=0, /dev/userfaultfd not "
+			"accessible, no CAP_SYS_PTRACE");
 	return fd;
 }
 
@@ -59,6 +87,18 @@ int rp_uffd_open(uint64_t features, uint64_t *missing)
 		return e == EINVAL ? -ENOTSUP : -e;
 	}
 	return fd;
+}
+
+const char *rp_uffd_perm_hint(uint64_t features)
+{
+	if (features & UFFD_FEATURE_EVENT_FORK)
+		return "UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (setcap "
+		       "cap_sys_ptrace+ep on the program, or "
+		       "AmbientCapabilities=CAP_SYS_PTRACE in its systemd unit)";
+	return "userfaultfd(2) is refused to this user: sysctl "
+	       "vm.unprivileged_userfaultfd=1, or give it read-write access "
+	       "to /dev/userfaultfd, or CAP_SYS_PTRACE; in a container, its "
+	       "seccomp profile must allow userfaultfd(2)";
 }
 
 int rp_uffd_register(int fd, void *addr, uint64_t len, uint64_t mode,
@@ -327,7 +367,7 @@ int rp_uffd_probe(uint64_t features, const char **why)
 	fd = rp_uffd_open(features, &missing);
 	if (fd < 0) {
 		*why = fd == -ENOTSUP ? "the kernel lacks a requested userfaultfd feature"
-		       : fd == -EPERM ? "userfaultfd is not permitted (vm.unprivileged_userfaultfd=0 and no access to /dev/userfaultfd)"
+		       : fd == -EPERM ? rp_uffd_perm_hint(features)
 				      : "userfaultfd cannot be opened";
 		return fd;
 	}

@@ -8,12 +8,17 @@
 #include <linux/userfaultfd.h>
 
 /*
- * Opens a userfaultfd (O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, falling
- * back to /dev/userfaultfd when the syscall is refused) and performs
- * UFFDIO_API asking for @features. Returns the fd, or -errno; -ENOTSUP when
- * the kernel lacks a requested feature (*missing says which, if non-NULL).
+ * Opens a userfaultfd (O_CLOEXEC | O_NONBLOCK) and performs UFFDIO_API
+ * asking for @features. It handles the kernel's faults too where this
+ * process may have such a one (CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1
+ * or /dev/userfaultfd); otherwise it is UFFD_USER_MODE_ONLY, and a warning
+ * says once what that loses. Returns the fd, or -errno; -ENOTSUP when the
+ * kernel lacks a requested feature (*missing says which, if non-NULL);
+ * -EPERM when this user may not have it (rp_uffd_perm_hint says the fix).
  */
 int rp_uffd_open(uint64_t features, uint64_t *missing);
+/* For -EPERM from rp_uffd_open(@features): what to change, for a message. */
+const char *rp_uffd_perm_hint(uint64_t features);
 
 /* rp_uffd_open(@features) + rp_uffd_register(@mem, @len, @mode): the usual
  * set-up of a process handing its memory over. The fd, or -errno. */

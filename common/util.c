@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -172,4 +173,41 @@ bool rp_valid_name(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+/* VmPin of /proc/self/status (pages pinned for devices), in KiB; 0 when
+ * it cannot be read. */
+static unsigned long long pinned_kib(void)
+{
+	unsigned long long v = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %llu kB", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+void rp_memlock_hint(size_t len, char *buf, size_t n)
+{
+	unsigned long long need = (len + 1023) / 1024, pinned = pinned_kib();
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
+		snprintf(buf, n, "the locked-memory limit cannot be read: %s",
+			 strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY) {
+		snprintf(buf, n, "RLIMIT_MEMLOCK is unlimited: the device or the host has no more memory to pin for %llu KiB",
+			 need);
+		return;
+	}
+	snprintf(buf, n, "RLIMIT_MEMLOCK (ulimit -l) is %llu KiB, %llu KiB are pinned already and this needs %llu KiB more: raise it to at least %llu KiB, or unlimited (LimitMEMLOCK=infinity in the systemd unit, a memlock line in /etc/security/limits.conf, ulimit -l in the starting shell), or give the program CAP_IPC_LOCK",
+		 (unsigned long long)rl.rlim_cur / 1024, pinned, need,
+		 pinned + need);
 }

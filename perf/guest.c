@@ -283,7 +283,9 @@ static int guest_setup(void *arg)
 	}
 	uffd = rp_uffd_open(features, NULL);
 	if (uffd < 0) {
-		fprintf(stderr, "rpage-bench guest: userfaultfd: %s\n", strerror(-uffd));
+		fprintf(stderr, "rpage-bench guest: userfaultfd: %s%s%s\n", strerror(-uffd),
+			uffd == -EPERM ? ": " : "",
+			uffd == -EPERM ? rp_uffd_perm_hint(features) : "");
 		return 1;
 	}
 	ret = rp_uffd_register(uffd, g->mem, g->size, UFFDIO_REGISTER_MODE_MISSING, NULL);

@@ -340,8 +340,13 @@ RP_EXPORT int rpage_server_add_region(struct rpage_server *srv,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		rp_err("region '%s': cannot open %s: %s", name, path,
-		       strerror(errno));
+		if (ret == -EACCES)
+			rp_err("region '%s': cannot open %s: %s: it must be readable by uid %u, which this server runs as (its mode, its group, or an ACL: setfacl -m u:%u:r)",
+			       name, path, strerror(errno), (unsigned)geteuid(),
+			       (unsigned)geteuid());
+		else
+			rp_err("region '%s': cannot open %s: %s", name, path,
+			       strerror(errno));
 		return ret;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {

@@ -341,13 +341,14 @@ static int sess_register(struct srv_rdma *r, struct srv_rsess *s)
 						access, &s->mrs[i][k].mr);
 			}
 			if (ret) {
-				rp_err("registering region '%s' [0x%llx, +0x%llx) on %s failed: %s%s",
+				char hint[512] = "";
+
+				if (ret == -ENOMEM || ret == -EPERM)
+					rp_memlock_hint(len, hint, sizeof(hint));
+				rp_err("registering region '%s' [0x%llx, +0x%llx) on %s failed: %s%s%s",
 				       g->name, (unsigned long long)off,
 				       (unsigned long long)len, dev,
-				       strerror(-ret),
-				       ret == -ENOMEM || ret == -EPERM
-					       ? " (raise the locked-memory limit: ulimit -l)"
-					       : "");
+				       strerror(-ret), *hint ? ": " : "", hint);
 				return ret;
 			}
 		}
@@ -723,8 +724,9 @@ int srv_rdma_listen(struct rpage_server *srv, const struct srv_region *regions,
 		goto fail;
 	ret = rp_rdma_err(rdma_bind_addr(r->listen_id, ai->ai_addr));
 	if (ret) {
-		rp_info("RDMA: cannot bind %s:%s (%s): serving TCP only",
-			host && *host ? host : "*", port, strerror(-ret));
+		rp_info("RDMA: cannot bind %s:%s (%s%s): serving TCP only",
+			host && *host ? host : "*", port, strerror(-ret),
+			ret == -EACCES ? "; a port below 1024 needs CAP_NET_BIND_SERVICE" : "");
 		if (ret == -EADDRNOTAVAIL || ret == -ENODEV)
 			ret = -ENODEV;
 		goto fail;

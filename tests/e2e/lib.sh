@@ -7,6 +7,7 @@ TBIN=$(cd "$B/tests" && pwd)
 WORK=$(mktemp -d /tmp/rpage-e2e.XXXXXX)
 PIDS=""
 AT_EXIT=":"   # extra clean-up commands, run after the processes are gone
+RUN_AS=""     # a prefix for the daemons (e.g. setpriv ...): who runs them
 
 cleanup() {
 	rc=$?
@@ -51,7 +52,7 @@ start_server() {
 	# background shell opens the new one only when it gets to run
 	rm -f "$WORK/server.log"
 	# shellcheck disable=SC2086
-	"$BIN/rpage-server" --listen 127.0.0.1:"${SRV_PORT:-0}" $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
+	$RUN_AS "$BIN/rpage-server" --listen 127.0.0.1:"${SRV_PORT:-0}" $args ${SRV_ARGS:-} >"$WORK/server.log" 2>&1 &
 	SRV_PID=$!
 	PIDS="$PIDS $SRV_PID"
 	wait_line "$WORK/server.log" "rpage-server: ready"
@@ -70,7 +71,8 @@ stop_server() {
 start_client() {
 	SOCK="$WORK/uffd.sock"
 	rm -f "$WORK/client.log" # as for the server: no stale "ready"
-	"$BIN/rpage-client" --uffd-socket "$SOCK" --stats-json "$WORK/stats.json" \
+	# shellcheck disable=SC2086
+	$RUN_AS "$BIN/rpage-client" --uffd-socket "$SOCK" --stats-json "$WORK/stats.json" \
 		--no-progress "$@" >"$WORK/client.log" 2>&1 &
 	CLI_PID=$!
 	PIDS="$PIDS $CLI_PID"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Bitmaps and histograms. */
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "../../common/bitmap.h"
 #include "../../common/hist.h"
@@ -123,6 +124,28 @@ static void t_hostport(void)
 	CU_ASSERT_FALSE(rp_valid_name("", 0));
 }
 
+/* A registration refused for want of lockable memory: the message says
+ * the limit, what is needed and where to raise it. */
+static void t_memlock_hint(void)
+{
+	struct rlimit old, low;
+	char hint[512] = "";
+
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_MEMLOCK, &old), 0);
+	low = old;
+	low.rlim_cur = 64 * 1024; /* only the soft limit: it can go back */
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < low.rlim_cur)
+		low.rlim_cur = old.rlim_max;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_MEMLOCK, &low), 0);
+	rp_memlock_hint(1 << 20, hint, sizeof(hint));
+	CU_ASSERT_EQUAL(setrlimit(RLIMIT_MEMLOCK, &old), 0);
+	if (low.rlim_cur == 64 * 1024)
+		CU_ASSERT_PTR_NOT_NULL(strstr(hint, "RLIMIT_MEMLOCK (ulimit -l) is 64 KiB"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hint, "this needs 1024 KiB more"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hint, "LimitMEMLOCK=infinity"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hint, "CAP_IPC_LOCK"));
+}
+
 int register_util_tests(void)
 {
 	CU_pSuite s = CU_add_suite("util", NULL, NULL);
@@ -134,5 +157,6 @@ int register_util_tests(void)
 	ADD(s, t_hist_precision);
 	ADD(s, t_hist_us2);
 	ADD(s, t_hostport);
+	ADD(s, t_memlock_hint);
 	return 0;
 }
