@@ -188,7 +188,7 @@ static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 {
 	bool anon = false;
 	uint64_t k;
-	int ret;
+	int ret = 0;
 
 	if (m->child) {
 		anon = rp_area_covers(m->anon, m->nanon, addr, a->psize);
@@ -212,6 +212,8 @@ static int fault_outside(struct rpage_attach *a, struct att_mm *m,
 		rp_err("uffd %d: a fault at 0x%" PRIx64 " is outside every range this handler was given, in memory %s: cannot know what it holds, so the fault is not answered",
 		       m->uffd, addr,
 		       !a->pid ? "of a process whose pid is unknown"
+		       : ret == -EACCES || ret == -EPERM
+			       ? "this daemon may not look at (its /proc/PID/maps is unreadable: run the daemon as the process's user, or give it CAP_SYS_PTRACE)"
 			       : "that is not private anonymous (shared or file-backed)");
 		if (m->child) {
 			m->stuck = true;
