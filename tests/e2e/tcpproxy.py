@@ -64,13 +64,15 @@ def error_frames(dst, b, st):
                 mine = not injected[0]
                 injected[0] = True
             if mine:
+                # said first: the client may be done before the last pause ends
+                print("tcpproxy: answered page request %d with an ERROR frame in pieces"
+                      % args.error_at, file=sys.stderr, flush=True)
                 pay = struct.pack("<iHH", 5, len(ERR_MSG), 0) + ERR_MSG
                 e = struct.pack("<HHIQ", 7, 0, len(pay), tag) + pay
                 for a, z in ((0, 5), (5, 16), (16, 19), (19, 30), (30, len(e))):
+                    if a:
+                        time.sleep(1)
                     dst.sendall(e[a:z])
-                    time.sleep(1)
-                print("tcpproxy: answered page request %d with an ERROR frame in pieces"
-                      % args.error_at, file=sys.stderr, flush=True)
                 st["buf"] = b""
                 return True
         dst.sendall(frame)
